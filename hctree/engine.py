@@ -1,0 +1,112 @@
+"""Training plumbing shared by every splitter: device, seeds, batches, state.
+
+The whole image set lives on the training device as uint8; a batch is a weighted
+draw of indices made on the device (no DataLoader, no host round trip).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+import torch
+
+from hctree.errors import HCTreeError
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise HCTreeError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu.")
+    if name not in {"cpu"} and not name.startswith("cuda"):
+        raise HCTreeError(f"unknown device {name!r}; use auto, cpu or cuda.")
+    return torch.device(name)
+
+
+def configure_threads() -> None:
+    """Use every core for CPU math (PyTorch's default can be lower in containers)."""
+    torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
+
+
+def derive_seed(*parts: Any) -> int:
+    """A 63-bit seed from any printable parts, stable across runs and machines."""
+    digest = hashlib.sha256("/".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def make_generator(seed: int, device: torch.device) -> torch.Generator:
+    """A torch.Generator on ``device`` seeded with ``seed``."""
+    gen = torch.Generator(device=device)
+    gen.manual_seed(seed)
+    return gen
+
+
+def to_unit(images_u8: torch.Tensor) -> torch.Tensor:
+    """uint8 ``[B,C,H,W]`` -> float in [-1, 1] (the range of a tanh generator)."""
+    return images_u8.float().div_(127.5).sub_(1.0)
+
+
+def sample_batch(
+    images: torch.Tensor, weights: torch.Tensor, batch: int, gen: torch.Generator
+) -> torch.Tensor:
+    """Draw ``batch`` images with probability proportional to ``weights`` (with replacement).
+
+    images: uint8 ``[N,C,H,W]``; weights: float ``[N]`` (need not sum to one).
+    Returns float ``[batch,C,H,W]`` in [-1, 1] on the images' device.
+    """
+    idx = torch.multinomial(weights, batch, replacement=True, generator=gen)
+    return to_unit(images.index_select(0, idx))
+
+
+@torch.no_grad()
+def predict_in_batches(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    batch: int = 2048,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Apply ``fn`` (float images in [-1,1] -> ``[B, k]``) to all images, no grad.
+
+    With ``mask`` (bool ``[N]``) only those rows are computed; the rest are zero.
+    Returns float32 ``[N, k]`` on the images' device.
+    """
+    n = images.shape[0]
+    rows = torch.arange(n, device=images.device) if mask is None else mask.nonzero().squeeze(1)
+    out: torch.Tensor | None = None
+    for start in range(0, rows.numel(), batch):
+        idx = rows[start : start + batch]
+        pred = fn(to_unit(images.index_select(0, idx))).float()
+        if out is None:
+            out = torch.zeros(n, pred.shape[1], device=images.device)
+        out[idx] = pred
+    if out is None:
+        raise HCTreeError("a node has no images with positive membership to split.")
+    return out
+
+
+def state_to_numpy(module: torch.nn.Module) -> dict[str, np.ndarray]:
+    """A module's state_dict as CPU numpy arrays (what the tree file stores)."""
+    return {k: v.detach().cpu().numpy().copy() for k, v in module.state_dict().items()}
+
+
+def load_numpy_state(module: torch.nn.Module, state: dict[str, np.ndarray]) -> None:
+    """Inverse of :func:`state_to_numpy`."""
+    module.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state.items()})
+
+
+def rng_state(gen: torch.Generator) -> torch.Tensor:
+    """The generator's state (a CPU uint8 tensor) for checkpoints."""
+    return gen.get_state().clone()
+
+
+def set_rng_state(gen: torch.Generator, state: torch.Tensor) -> None:
+    gen.set_state(state.clone())
+
+
+def count_parameters(modules: Iterable[torch.nn.Module]) -> int:
+    return sum(p.numel() for m in modules for p in m.parameters())

@@ -1,0 +1,1 @@
+"""Network building blocks (generators, discriminators, classifiers) per resolution."""
