@@ -1,0 +1,1 @@
+"""The `hctree` command line: thin click commands over the hctree library."""

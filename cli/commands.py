@@ -1,0 +1,6 @@
+"""The list of commands the `hctree` group offers."""
+
+from cli.grow import grow
+from cli.info import info
+
+ALL = [grow, info]

@@ -1,0 +1,324 @@
+"""The growth loop: pick the heaviest leaf, run the splitter's stages, commit.
+
+The tree file is committed after every stage, and each stage saves mid-stage
+checkpoints, so rerunning the same command after any interruption continues
+where the last run stopped and ends with the same tree.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hctree.data import ImageSet
+from hctree.engine import configure_threads, derive_seed, resolve_device
+from hctree.errors import HCTreeError, Interrupted
+from hctree.splitters import get_splitter, make_config
+from hctree.splitters.base import NullProgress, Progress, SplitContext, StageResult
+from hctree.splitters.base import config_from_json, config_to_json
+from hctree.store import (
+    NodeRecord,
+    StageRecord,
+    TreeRecord,
+    clear_checkpoint,
+    load_checkpoint,
+    read_tree,
+    save_checkpoint,
+    write_tree,
+    WriterLock,
+)
+from hctree.tree import Tree, child_name
+
+MASS_TOLERANCE = 1e-4
+
+
+@dataclass
+class FileCheckpointer:
+    """Mid-stage checkpoints of one (node, stage) in the tree's sidecar file."""
+
+    tree_path: Path
+    node: str
+    stage: str
+    every: float
+    last: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.last = time.monotonic()
+
+    def load(self) -> dict[str, Any] | None:
+        return load_checkpoint(self.tree_path, self.node, self.stage)
+
+    def due(self) -> bool:
+        return time.monotonic() - self.last >= self.every
+
+    def save(self, state: dict[str, Any]) -> None:
+        save_checkpoint(self.tree_path, self.node, self.stage, state)
+        self.last = time.monotonic()
+
+
+class StopFlag:
+    """Set by SIGINT/SIGTERM while growing; stages poll it and checkpoint before stopping."""
+
+    def __init__(self) -> None:
+        self.raised = False
+
+    def __call__(self) -> bool:
+        return self.raised
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        def handler(signum: int, frame: Any) -> None:
+            self.raised = True
+
+        try:
+            previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        except ValueError:  # not the main thread: no signal handling
+            yield
+            return
+        try:
+            yield
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+
+# ---------------------------------------------------------------- the tree record
+
+
+def _new_record(
+    data: ImageSet, splitter: str, preset: str, config: Any, seed: int, branching: int
+) -> TreeRecord:
+    c, h, w = data.image_shape
+    attrs = {
+        "dataset_fingerprint": data.fingerprint,
+        "dataset_source": str(data.source),
+        "data_spec": json.dumps(data.spec, sort_keys=True),
+        "n": len(data),
+        "image_shape": np.array([c, h, w], dtype=np.int64),
+        "splitter": splitter,
+        "preset": preset,
+        "config_json": config_to_json(config),
+        "seed": seed,
+        "branching": branching,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "splits_done": 0,
+    }
+    root = NodeRecord(name="r", parent=None, depth=0, membership=np.ones(len(data), np.float32))
+    return TreeRecord(attrs=attrs, nodes={"r": root}, labels=data.labels, class_names=data.class_names)
+
+
+def _check_same(
+    record: TreeRecord, path: Path, data: ImageSet, splitter: str, preset: str | None,
+    overrides: dict[str, Any], seed: int | None, branching: int | None,
+) -> Any:
+    """Refuse options that contradict the stored tree; return the stored config."""
+    attrs = record.attrs
+    if seed is not None and int(attrs["seed"]) != seed:
+        raise HCTreeError(f"{path} was grown with --seed {attrs['seed']}, not {seed}.")
+    if attrs["dataset_fingerprint"] != data.fingerprint:
+        raise HCTreeError(
+            f"{path} was grown on different data ({attrs['dataset_source']}); "
+            "pass the same data, or choose another output file with -o."
+        )
+    if attrs["splitter"] != splitter:
+        raise HCTreeError(
+            f"{path} was grown with --splitter {attrs['splitter']}, not {splitter}; "
+            "choose another output file with -o to use a different splitter."
+        )
+    cls = get_splitter(splitter)
+    stored = config_from_json(cls, attrs["config_json"])
+    if preset is not None or overrides:
+        wanted = make_config(cls, preset or attrs["preset"], overrides)
+        if config_to_json(wanted) != config_to_json(stored):
+            raise HCTreeError(
+                f"{path} was grown with preset {attrs['preset']} and other settings than these; "
+                "rerun without --preset/--set to continue it, or choose another output file with -o."
+            )
+    if branching is not None and int(attrs["branching"]) != branching:
+        raise HCTreeError(f"{path} was grown with --branching {attrs['branching']}, not {branching}.")
+    return stored
+
+
+def _next_node(record: TreeRecord) -> NodeRecord:
+    """A split in progress, else the leaf with the largest mass (ties by name)."""
+    nodes = record.nodes.values()
+    for node in nodes:
+        if node.status == "splitting":
+            return node
+    leaves = [n for n in nodes if n.status == "leaf"]
+    return min(leaves, key=lambda n: (-round(n.mass, 3), n.name))
+
+
+def _leaf_count(record: TreeRecord) -> int:
+    return sum(1 for n in record.nodes.values() if n.status != "split")
+
+
+def _check_result(result: StageResult, parent: np.ndarray, k: int, where: str) -> np.ndarray:
+    memberships = result.memberships
+    if isinstance(memberships, torch.Tensor):
+        memberships = memberships.detach().cpu().numpy()
+    memberships = np.asarray(memberships, dtype=np.float32)
+    if memberships.shape != (k, parent.shape[0]):
+        raise RuntimeError(f"{where} returned memberships of shape {memberships.shape}")
+    if not np.isfinite(memberships).all():
+        raise RuntimeError(f"{where} returned non-finite memberships")
+    gap = np.abs(memberships.sum(0) - parent).max()
+    if gap > MASS_TOLERANCE:
+        raise RuntimeError(f"{where}: children do not sum to the parent (max gap {gap:.2e})")
+    return np.clip(memberships, 0.0, None)
+
+
+def describe_split(record: TreeRecord, node: NodeRecord, top: int = 3) -> str:
+    """One line per child: mass and, where labels exist, the classes holding most of it."""
+    lines = [f"split {node.name} -> {', '.join(node.children)}"]
+    for name in node.children:
+        child = record.nodes[name]
+        text = f"  {name}: mass {child.mass:,.0f} ({child.mass / max(node.mass, 1e-9):.0%})"
+        if record.labels is not None:
+            counts = np.bincount(record.labels, weights=child.membership, minlength=1)
+            order = np.argsort(-counts)[:top]
+            names = record.class_names or [str(i) for i in range(len(counts))]
+            parts = [f"{names[i]} {counts[i] / max(child.mass, 1e-9):.0%}" for i in order if counts[i] > 0]
+            text += "  " + ", ".join(parts)
+        lines.append(text)
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- the loop
+
+
+def grow(
+    data: ImageSet,
+    out: str | os.PathLike,
+    leaves: int,
+    splitter: str = "hcmgan",
+    preset: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    device: str = "auto",
+    seed: int | None = None,
+    branching: int | None = None,
+    checkpoint_every: float = 60.0,
+    progress: Progress | None = None,
+) -> Tree:
+    """Grow (or resume growing) the tree in ``out`` until it has ``leaves`` leaves.
+
+    A new file is created when ``out`` does not exist; otherwise the stored tree is
+    continued, and options that contradict it raise HCTreeError. SIGINT/SIGTERM stop
+    after a checkpoint (``hctree.errors.Interrupted``); rerunning resumes.
+    """
+    out = Path(out)
+    progress = progress or NullProgress()
+    overrides = dict(overrides or {})
+    cls = get_splitter(splitter)
+    torch_device = resolve_device(device)
+    if leaves < 1:
+        raise HCTreeError(f"--leaves must be at least 1, not {leaves}.")
+    if branching is not None and branching < 2:
+        raise HCTreeError(f"--branching must be at least 2, not {branching}.")
+    if branching is not None and cls.max_branching is not None and branching > cls.max_branching:
+        raise HCTreeError(
+            f"splitter {splitter} splits into at most {cls.max_branching} children, not {branching}."
+        )
+    if checkpoint_every < 0:
+        raise HCTreeError("--checkpoint-every must be zero or more seconds.")
+    with WriterLock(out):
+        if out.exists():
+            record = read_tree(out)
+            config = _check_same(record, out, data, splitter, preset, overrides, seed, branching)
+            if leaves < _leaf_count(record):
+                raise HCTreeError(
+                    f"{out} already has {_leaf_count(record)} leaves, more than --leaves {leaves}; "
+                    "use `hctree eval --cut` or `render --cut` to look at fewer."
+                )
+        else:
+            preset = preset or ("fast" if torch_device.type == "cuda" else "cpu")
+            config = make_config(cls, preset, overrides)
+            record = _new_record(data, splitter, preset, config, seed or 0, branching or 2)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            write_tree(out, record)
+        _grow_loop(record, out, data, cls(), config, leaves, torch_device, checkpoint_every, progress)
+    return Tree(read_tree(out), out)
+
+
+def _grow_loop(
+    record: TreeRecord, out: Path, data: ImageSet, splitter: Any, config: Any, target: int,
+    device: torch.device, checkpoint_every: float, progress: Progress,
+) -> None:
+    if _leaf_count(record) >= target:
+        return
+    if device.type == "cpu":
+        configure_threads()
+    images = torch.from_numpy(data.images).to(device)
+    seed = int(record.attrs["seed"])
+    stop = StopFlag()
+    with stop.installed():
+        while _leaf_count(record) < target:
+            node = _next_node(record)
+            if node.status == "leaf":
+                k = min(int(record.attrs["branching"]), target - _leaf_count(record) + 1)
+            else:
+                k = int(node.split_attrs["k"])
+            _split(record, out, node, k, images, splitter, config, seed, device,
+                   checkpoint_every, progress, stop)
+
+
+def _split(
+    record: TreeRecord, out: Path, node: NodeRecord, k: int, images: torch.Tensor, splitter: Any,
+    config: Any, seed: int, device: torch.device, checkpoint_every: float, progress: Progress,
+    stop: StopFlag,
+) -> None:
+    """Run the remaining stages of ``node``'s split, committing after each."""
+    if node.mass <= 0:
+        raise HCTreeError(f"node {node.name} has no mass left to split; grow fewer leaves.")
+    stages = splitter.stages(config)
+    parent = torch.from_numpy(node.membership).to(device)
+    for stage in stages[len(node.stages):]:
+        previous = None
+        if node.stages:
+            last = next(reversed(node.stages.values()))
+            previous = torch.from_numpy(last.memberships).to(device)
+        ctx = SplitContext(
+            images=images, membership=parent, previous=previous, k=k, config=config,
+            device=device, seed=derive_seed(seed, node.name, stage),
+            checkpoint=FileCheckpointer(out, node.name, stage, checkpoint_every),
+            progress=progress, should_stop=stop, node=node.name,
+        )
+        started = time.monotonic()
+        result = splitter.run_stage(stage, ctx)
+        memberships = _check_result(result, node.membership, k, f"{node.name} {stage}")
+        node.stages[stage] = StageRecord(memberships, dict(result.metrics), time.monotonic() - started)
+        node.status = "splitting"
+        node.split_attrs.update(k=k)
+        final = result.stop or stage == stages[-1]
+        if final:
+            _finish_split(record, node, memberships, stage)
+        write_tree(out, record, models={node.name: result.models})
+        clear_checkpoint(out)
+        if final:
+            progress.message(describe_split(record, node))
+            return
+        if stop():
+            raise Interrupted()
+
+
+def _finish_split(record: TreeRecord, node: NodeRecord, memberships: np.ndarray, stage: str) -> None:
+    node.children = [child_name(node.name, i) for i in range(memberships.shape[0])]
+    for name, row in zip(node.children, memberships):
+        record.nodes[name] = NodeRecord(
+            name=name, parent=node.name, depth=node.depth + 1, membership=row.copy()
+        )
+    node.status = "split"
+    node.split_order = int(record.attrs.get("splits_done", 0))
+    node.split_attrs["final_stage"] = stage
+    record.attrs["splits_done"] = node.split_order + 1

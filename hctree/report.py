@@ -1,0 +1,45 @@
+"""Plain-text descriptions of a tree (what `hctree info` prints)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hctree.tree import Tree
+
+
+def class_mix(tree: Tree, name: str, top: int = 3) -> str:
+    """The classes holding most of a node's mass, e.g. ``Trouser 97%, Dress 2%``."""
+    if tree.labels is None:
+        return ""
+    node = tree.node(name)
+    counts = np.bincount(tree.labels, weights=node.membership)
+    names = tree.class_names or [str(i) for i in range(len(counts))]
+    order = np.argsort(-counts)[:top]
+    total = max(node.mass, 1e-9)
+    return ", ".join(f"{names[i]} {counts[i] / total:.0%}" for i in order if counts[i] > 0)
+
+
+def tree_text(tree: Tree, top: int = 3) -> str:
+    """An indented text tree: name, depth, mass, status and class composition."""
+    attrs = tree.attrs
+    head = (
+        f"{tree.path or 'tree'}: {len(tree.leaves)} leaves, {tree.n:,} images "
+        f"{'x'.join(str(int(v)) for v in attrs['image_shape'])}, splitter {attrs['splitter']} "
+        f"(preset {attrs['preset']}), seed {attrs['seed']}, data {attrs['dataset_source']}"
+    )
+    lines = [head]
+
+    def walk(name: str) -> None:
+        node = tree.node(name)
+        mix = class_mix(tree, name, top)
+        status = "leaf" if node.is_leaf and node.status == "leaf" else node.status
+        order = f" #{node.split_order + 1}" if node.split_order >= 0 else ""
+        lines.append(
+            f"{'  ' * node.depth}{name:<{8}} depth {node.depth}  mass {node.mass:>10,.1f}  "
+            f"{status}{order}" + (f"  [{mix}]" if mix else "")
+        )
+        for child in node.children:
+            walk(child)
+
+    walk("r")
+    return "\n".join(lines)

@@ -1,0 +1,358 @@
+"""The tree file: one HDF5 file holding the whole tree, written atomically.
+
+Schema (docs/schema.md is the authority)::
+
+    /                         attrs: format, format_version, hctree_version, created, ...
+    /labels                   int64 [N] (optional), attrs class_names
+    /nodes/<name>             attrs: parent, children, depth, status, split_order, mass
+    /nodes/<name>/membership  float32 [N]
+    /nodes/<name>/split       attrs: k, stages_done, final_stage, seed
+    /nodes/<name>/split/<stage>/memberships   float32 [k, N], attrs metrics, seconds
+    /nodes/<name>/split/models/<component>/<param>
+
+Durability: a commit never edits the file in place. It writes a complete new
+file beside it (carrying stored models over with HDF5's object copy), fsyncs it,
+and ``os.replace``s it over the old one, so a kill at any instant leaves either
+the old or the new tree. Mid-stage state goes to the sidecar ``<tree>.ckpt.h5``
+with the same discipline. ``WriterLock`` keeps a second writer out.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import io
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+
+from hctree import __version__
+from hctree.errors import HCTreeError
+
+FORMAT = "hctree"
+FORMAT_VERSION = 1
+STATUSES = ("leaf", "splitting", "split")
+
+ModelState = dict[str, dict[str, np.ndarray]]
+
+
+@dataclass
+class StageRecord:
+    """One finished stage of a split: memberships float32 ``[k, N]``."""
+
+    memberships: np.ndarray
+    metrics: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass
+class NodeRecord:
+    """One node. ``membership`` is float32 ``[N]``; ``stages`` is ordered by run."""
+
+    name: str
+    parent: str | None
+    depth: int
+    membership: np.ndarray
+    children: list[str] = field(default_factory=list)
+    status: str = "leaf"
+    split_order: int = -1
+    stages: dict[str, StageRecord] = field(default_factory=dict)
+    split_attrs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def mass(self) -> float:
+        return float(self.membership.sum(dtype=np.float64))
+
+
+@dataclass
+class TreeRecord:
+    """Everything in a tree file except the stored models (read lazily)."""
+
+    attrs: dict[str, Any]
+    nodes: dict[str, NodeRecord]
+    labels: np.ndarray | None = None
+    class_names: list[str] | None = None
+
+
+# ---------------------------------------------------------------- atomic files
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _atomic_h5(path: Path, fill) -> None:
+    """Write an HDF5 file through ``fill(h5file)`` into a temp file, fsync, rename over ``path``."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with h5py.File(tmp, "w", locking=False) as f:
+            fill(f)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _open_read(path: Path) -> h5py.File:
+    """Open an existing tree-like HDF5 file read-only, with a clear error if it is not one."""
+    if not path.exists():
+        raise HCTreeError(f"tree file {path} does not exist; grow one with `hctree grow`.")
+    if not h5py.is_hdf5(path):
+        raise HCTreeError(f"{path} is not an HDF5 file, so it cannot be an hctree tree file.")
+    try:
+        return h5py.File(path, "r", locking=False)
+    except OSError as exc:
+        raise HCTreeError(f"{path} cannot be opened as HDF5 ({exc}); the file is damaged.") from None
+
+
+def check_format(f: h5py.File, path: Path) -> None:
+    """Refuse files that are not hctree trees or come from a newer hctree."""
+    if f.attrs.get("format") != FORMAT:
+        raise HCTreeError(f"{path} is an HDF5 file but not an hctree tree file.")
+    version = int(f.attrs.get("format_version", -1))
+    if version > FORMAT_VERSION:
+        raise HCTreeError(
+            f"{path} has format version {version}, newer than this hctree reads ({FORMAT_VERSION}); "
+            "upgrade hctree."
+        )
+    if version < 1:
+        raise HCTreeError(f"{path} has an invalid format version {version}.")
+
+
+# ---------------------------------------------------------------- reading
+
+
+def _attr(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+def read_tree(path: str | os.PathLike, stages: bool = True) -> TreeRecord:
+    """Load a tree file (without its models). ``stages=False`` skips stage memberships."""
+    path = Path(path)
+    with _open_read(path) as f:
+        check_format(f, path)
+        try:
+            return _read_record(f, stages)
+        except (KeyError, ValueError, OSError, json.JSONDecodeError) as exc:
+            raise HCTreeError(f"{path} is damaged ({exc}); restore it or grow a new tree.") from None
+
+
+def _read_record(f: h5py.File, stages: bool) -> TreeRecord:
+    attrs = {k: _attr(v) for k, v in f.attrs.items()}
+    labels = class_names = None
+    if "labels" in f:
+        labels = f["labels"][...].astype(np.int64)
+        names = f["labels"].attrs.get("class_names")
+        class_names = json.loads(_attr(names)) if names is not None else None
+    nodes: dict[str, NodeRecord] = {}
+    for name, g in f["nodes"].items():
+        node = NodeRecord(
+            name=name,
+            parent=_attr(g.attrs["parent"]) or None,
+            depth=int(g.attrs["depth"]),
+            membership=g["membership"][...],
+            children=json.loads(_attr(g.attrs["children"])),
+            status=_attr(g.attrs["status"]),
+            split_order=int(g.attrs["split_order"]),
+        )
+        if "split" in g:
+            split = g["split"]
+            node.split_attrs = {k: _attr(v) for k, v in split.attrs.items()}
+            for stage in json.loads(node.split_attrs.get("stages_done", "[]")):
+                sg = split[stage]
+                node.stages[stage] = StageRecord(
+                    memberships=sg["memberships"][...] if stages else np.empty((0, 0), np.float32),
+                    metrics=json.loads(_attr(sg.attrs["metrics"])),
+                    seconds=float(sg.attrs["seconds"]),
+                )
+        nodes[name] = node
+    return TreeRecord(attrs=attrs, nodes=nodes, labels=labels, class_names=class_names)
+
+
+def read_models(path: str | os.PathLike, node: str) -> ModelState:
+    """The final models stored for ``node``'s split (empty dict if none)."""
+    path = Path(path)
+    with _open_read(path) as f:
+        check_format(f, path)
+        key = f"nodes/{node}/split/models"
+        if key not in f:
+            return {}
+        return {
+            comp: {param: ds[...] for param, ds in group.items()} for comp, group in f[key].items()
+        }
+
+
+# ---------------------------------------------------------------- writing
+
+
+def _write_record(f: h5py.File, record: TreeRecord) -> None:
+    for key, value in record.attrs.items():
+        f.attrs[key] = value
+    f.attrs["format"] = FORMAT
+    f.attrs["format_version"] = FORMAT_VERSION
+    f.attrs["hctree_version"] = __version__
+    if record.labels is not None:
+        ds = f.create_dataset("labels", data=record.labels.astype(np.int64), compression="gzip")
+        if record.class_names is not None:
+            ds.attrs["class_names"] = json.dumps(list(record.class_names))
+    nodes = f.create_group("nodes")
+    for node in record.nodes.values():
+        _write_node(nodes.create_group(node.name), node)
+
+
+def _write_node(g: h5py.Group, node: NodeRecord) -> None:
+    if node.status not in STATUSES:
+        raise ValueError(f"bad node status {node.status!r}")
+    g.attrs["parent"] = node.parent or ""
+    g.attrs["children"] = json.dumps(node.children)
+    g.attrs["depth"] = node.depth
+    g.attrs["status"] = node.status
+    g.attrs["split_order"] = node.split_order
+    g.attrs["mass"] = node.mass
+    g.create_dataset("membership", data=node.membership.astype(np.float32), compression="gzip")
+    if not node.stages and not node.split_attrs:
+        return
+    split = g.create_group("split")
+    attrs = dict(node.split_attrs)
+    attrs["stages_done"] = json.dumps(list(node.stages))
+    for key, value in attrs.items():
+        split.attrs[key] = value
+    for stage, rec in node.stages.items():
+        sg = split.create_group(stage)
+        sg.create_dataset(
+            "memberships", data=rec.memberships.astype(np.float32), compression="gzip"
+        )
+        sg.attrs["metrics"] = json.dumps(rec.metrics)
+        sg.attrs["seconds"] = rec.seconds
+
+
+def _write_models(g: h5py.Group, models: ModelState) -> None:
+    for comp, params in models.items():
+        cg = g.create_group(comp)
+        for param, value in params.items():
+            cg.create_dataset(param, data=np.asarray(value))
+
+
+def write_tree(
+    path: str | os.PathLike, record: TreeRecord, models: dict[str, ModelState] | None = None
+) -> None:
+    """Commit ``record`` to ``path`` atomically.
+
+    ``models`` maps node names to the final models of their split; for every other
+    node the models already stored in the current file (if any) are carried over.
+    """
+    path = Path(path)
+    models = models or {}
+    old = h5py.File(path, "r", locking=False) if path.exists() else None
+
+    def fill(f: h5py.File) -> None:
+        _write_record(f, record)
+        for name in record.nodes:
+            key = f"nodes/{name}/split"
+            if name in models:
+                if key not in f:
+                    f.create_group(key)
+                _write_models(f[key].create_group("models"), models[name])
+            elif old is not None and f"{key}/models" in old and key in f:
+                old.copy(old[f"{key}/models"], f[key], name="models")
+
+    try:
+        _atomic_h5(path, fill)
+    finally:
+        if old is not None:
+            old.close()
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def checkpoint_path(tree_path: str | os.PathLike) -> Path:
+    tree_path = Path(tree_path)
+    return tree_path.with_name(tree_path.name + ".ckpt.h5")
+
+
+def save_checkpoint(tree_path: str | os.PathLike, node: str, stage: str, state: dict) -> None:
+    """Atomically store a stage's mid-training ``state`` (tensors, arrays, numbers, dicts)."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    blob = np.frombuffer(buffer.getvalue(), dtype=np.uint8)
+
+    def fill(f: h5py.File) -> None:
+        f.attrs["format"] = FORMAT + "-checkpoint"
+        f.attrs["node"] = node
+        f.attrs["stage"] = stage
+        f.attrs["saved"] = time.time()
+        f.create_dataset("state", data=blob)
+
+    _atomic_h5(checkpoint_path(tree_path), fill)
+
+
+def load_checkpoint(tree_path: str | os.PathLike, node: str, stage: str) -> dict | None:
+    """The checkpoint for ``node``/``stage``, or None if there is none (or it is for another)."""
+    path = checkpoint_path(tree_path)
+    if not path.exists():
+        return None
+    try:
+        with h5py.File(path, "r", locking=False) as f:
+            if _attr(f.attrs.get("node")) != node or _attr(f.attrs.get("stage")) != stage:
+                return None
+            blob = f["state"][...].tobytes()
+    except (OSError, KeyError):
+        return None  # a damaged sidecar only costs the work since the last commit
+    return torch.load(io.BytesIO(blob), map_location="cpu", weights_only=False)
+
+
+def clear_checkpoint(tree_path: str | os.PathLike) -> None:
+    checkpoint_path(tree_path).unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------- lock
+
+
+class WriterLock:
+    """An exclusive, non-blocking lock on ``<tree>.lock`` (released when the process dies)."""
+
+    def __init__(self, tree_path: str | os.PathLike):
+        self.path = Path(str(tree_path) + ".lock")
+        self._fd: int | None = None
+
+    def __enter__(self) -> WriterLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise HCTreeError(
+                f"another hctree process is writing {self.path.name[:-5]}; "
+                "wait for it to finish or stop it first."
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
