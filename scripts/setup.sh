@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Set up everything hctree needs on a fresh Debian/Ubuntu machine (idempotent):
+# Fashion-MNIST from the dataset-fashion-mnist package, a virtual environment in
+# .venv, and hctree with its test tools, using the pinned torch pair.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -d /usr/share/datasets/fashion-mnist ]; then
+  echo "setup: installing Fashion-MNIST (dataset-fashion-mnist)" >&2
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv" >&2
+  "$PY" -m venv .venv
+fi
+if ! .venv/bin/python -c "import hctree, torch, torchvision, pytest, nbclient" 2>/dev/null; then
+  echo "setup: installing hctree and its dependencies into .venv (about a minute)" >&2
+  .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
+  .venv/bin/python -m pip install -q -c constraints.txt -e ".[dev]" 2>&1 | grep -v -e "is ignored" -e "^ *$" || true
+  .venv/bin/python -c "import hctree, torch, torchvision" || { echo "setup: installation failed" >&2; exit 1; }
+fi

@@ -1,0 +1,75 @@
+"""The Tree view: leaves, cuts, assignments, networkx export."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hctree.errors import HCTreeError
+from hctree.store import NodeRecord, TreeRecord, write_tree
+from hctree.tree import Tree, child_name, open_tree
+
+
+def three_level_record() -> TreeRecord:
+    """r -> (r0, r1); then r0 -> (r00, r01) as the second split; 3 leaves, 6 images."""
+    m = {
+        "r": [1, 1, 1, 1, 1, 1],
+        "r0": [1, 1, 0.9, 0.2, 0, 0],
+        "r1": [0, 0, 0.1, 0.8, 1, 1],
+        "r00": [0.7, 1, 0.1, 0.2, 0, 0],
+        "r01": [0.3, 0, 0.8, 0, 0, 0],
+    }
+    mem = {k: np.array(v, np.float32) for k, v in m.items()}
+    nodes = {
+        "r": NodeRecord("r", None, 0, mem["r"], ["r0", "r1"], "split", 0),
+        "r0": NodeRecord("r0", "r", 1, mem["r0"], ["r00", "r01"], "split", 1),
+        "r1": NodeRecord("r1", "r", 1, mem["r1"]),
+        "r00": NodeRecord("r00", "r0", 2, mem["r00"]),
+        "r01": NodeRecord("r01", "r0", 2, mem["r01"]),
+    }
+    attrs = {"n": 6, "splitter": "hcmgan", "image_shape": np.array([1, 28, 28])}
+    return TreeRecord(attrs, nodes, labels=np.array([0, 0, 1, 2, 2, 2]))
+
+
+def test_leaves_and_assignments():
+    tree = Tree(three_level_record())
+    assert tree.leaves == ["r00", "r01", "r1"]
+    assert tree.memberships().shape == (3, 6)
+    np.testing.assert_array_equal(tree.assignments(), [0, 0, 1, 2, 2, 2])
+    assert tree.split_sequence == ["r", "r0"]
+    assert tree.cut_sizes() == [1, 2, 3]
+    assert tree.root.children == ("r0", "r1")
+    assert tree.node("r00").depth == 2 and tree.node("r00").is_leaf
+
+
+def test_cut_follows_split_order():
+    tree = Tree(three_level_record())
+    two = tree.cut(2)
+    assert two.leaves == ["r0", "r1"]
+    assert two.node("r0").is_leaf and two.node("r0").status == "leaf"
+    np.testing.assert_array_equal(two.assignments(), [0, 0, 0, 1, 1, 1])
+    assert tree.cut(1).leaves == ["r"]
+    with pytest.raises(HCTreeError, match="never had exactly 5 leaves"):
+        tree.cut(5)
+
+
+def test_networkx_export():
+    graph = Tree(three_level_record()).to_networkx()
+    assert sorted(graph.edges) == [("r", "r0"), ("r", "r1"), ("r0", "r00"), ("r0", "r01")]
+    assert graph.nodes["r1"]["leaf"] and not graph.nodes["r0"]["leaf"]
+    assert graph.nodes["r0"]["mass"] == pytest.approx(3.1)
+
+
+def test_open_tree_from_file(tmp_path):
+    path = tmp_path / "t.h5"
+    write_tree(path, three_level_record())
+    tree = open_tree(path)
+    assert tree.leaves == ["r00", "r01", "r1"] and tree.n == 6
+    with pytest.raises(HCTreeError, match="no node"):
+        tree.node("r7")
+
+
+def test_child_names_sort_depth_first():
+    names = [child_name("r", i) for i in range(12)]
+    assert names[:3] == ["r0", "r1", "r2"] and names[10] == "ra"
+    assert sorted(names) == names
