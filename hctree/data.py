@@ -167,15 +167,16 @@ def load_images(
         images = _resize(_to_channels(images[keep], channels), size)
         labels = None if labels is None else labels[keep]
         names = None
+    images = np.ascontiguousarray(images)
     spec = {"path": source, "size": size, "channels": channels, "subset": subset, "seed": seed}
     return ImageSet(
-        images=np.ascontiguousarray(images),
+        images=images,
         labels=labels,
         class_names=class_names,
         source=source,
         names=names,
         spec=spec,
-        fingerprint=fingerprint(np.ascontiguousarray(images)),
+        fingerprint=fingerprint(images),
     )
 
 
@@ -208,7 +209,7 @@ def _resolve(source: str) -> Path:
                 "`sudo apt-get install dataset-fashion-mnist`."
             )
         return fmnist
-    raise HCTreeError(f"{source} does not exist; check the path (or use fashion-mnist).")
+    raise HCTreeError(f"{source} does not exist; check the path for typos.")
 
 
 def _subset_indices(n: int, subset: int | None, seed: int) -> np.ndarray:

@@ -1,0 +1,55 @@
+"""Shared fixtures: Fashion-MNIST loaded once per session and a per-class sampler."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+import numpy as np
+import pytest
+
+from hctree.data import FASHION_MNIST_DIR, ImageSet, fingerprint, load_images
+
+
+def fmnist_classes(
+    fmnist: ImageSet, classes: Iterable[int], per_class: int, seed: int = 0
+) -> ImageSet:
+    """The images of ``classes`` only, ``per_class`` of each drawn with ``seed``.
+
+    Rows keep their original order and label values; ``names`` is None and ``spec``
+    is the full set's (it cannot express a class selection).
+    """
+    if fmnist.labels is None:
+        raise ValueError("fmnist_classes needs a labelled ImageSet")
+    rng = np.random.default_rng(seed)
+    picked = []
+    for value in sorted(set(classes)):
+        rows = np.flatnonzero(fmnist.labels == value)
+        if len(rows) < per_class:
+            raise ValueError(f"class {value} has {len(rows)} images, fewer than {per_class}")
+        picked.append(rng.choice(rows, size=per_class, replace=False))
+    keep = np.sort(np.concatenate(picked))
+    images = np.ascontiguousarray(fmnist.images[keep])
+    return ImageSet(
+        images=images,
+        labels=fmnist.labels[keep],
+        class_names=fmnist.class_names,
+        source=fmnist.source,
+        names=None,
+        spec=dict(fmnist.spec),
+        fingerprint=fingerprint(images),
+    )
+
+
+@pytest.fixture(scope="session")
+def fmnist() -> ImageSet:
+    """All 70,000 Fashion-MNIST images (train then t10k) with labels; do not modify."""
+    if not os.path.isdir(FASHION_MNIST_DIR):
+        pytest.skip(f"Fashion-MNIST is not installed in {FASHION_MNIST_DIR}")
+    return load_images("fashion-mnist")
+
+
+@pytest.fixture(name="fmnist_classes", scope="session")
+def _fmnist_classes_fixture():
+    """The :func:`fmnist_classes` function, for tests that take it as a fixture."""
+    return fmnist_classes
