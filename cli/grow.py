@@ -25,20 +25,55 @@ def parse_settings(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.command()
 @click.argument("data")
 @click.option("-o", "--out", default="tree.h5", show_default=True, help="The tree file to grow.")
-@click.option("--leaves", default=10, show_default=True, help="Grow until the tree has this many leaves.")
-@click.option("--splitter", type=click.Choice(splitter_names()), default="hcmgan", show_default=True)
-@click.option("--preset", default=None, help="paper, fast, cpu or tiny [default: fast on CUDA, cpu on CPU].")
-@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Override one preset field (repeatable).")
+@click.option(
+    "--leaves", default=10, show_default=True, help="Grow until the tree has this many leaves."
+)
+@click.option(
+    "--splitter", type=click.Choice(splitter_names()), default="hcmgan", show_default=True
+)
+@click.option(
+    "--preset", default=None, help="paper, fast, cpu or tiny [default: fast on CUDA, cpu on CPU]."
+)
+@click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override one preset field (repeatable).",
+)
 @click.option("--branching", type=int, default=None, help="Children per split [default: 2].")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--seed", default=0, show_default=True, help="Seed for the subset and all training.")
 @click.option("--size", type=int, default=None, help="Resize images to SIZE x SIZE.")
-@click.option("--channels", type=click.IntRange(1, 3), default=None, help="Convert images to 1 or 3 channels.")
-@click.option("--subset", type=int, default=None, help="Use a seeded random subset of this many images.")
-@click.option("--checkpoint-every", default=60.0, show_default=True, help="Seconds between mid-stage checkpoints.")
+@click.option(
+    "--channels", type=click.IntRange(1, 3), default=None, help="Convert images to 1 or 3 channels."
+)
+@click.option(
+    "--subset", type=int, default=None, help="Use a seeded random subset of this many images."
+)
+@click.option(
+    "--checkpoint-every",
+    default=60.0,
+    show_default=True,
+    help="Seconds between mid-stage checkpoints.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
-def grow(data, out, leaves, splitter, preset, settings, branching, device, seed, size, channels,
-         subset, checkpoint_every, quiet) -> None:
+def grow(
+    data,
+    out,
+    leaves,
+    splitter,
+    preset,
+    settings,
+    branching,
+    device,
+    seed,
+    size,
+    channels,
+    subset,
+    checkpoint_every,
+    quiet,
+) -> None:
     """Grow a clustering tree over the images in DATA, or resume the one in --out.
 
     DATA is a folder of images (class sub-folders become labels), IDX files, a
@@ -54,8 +89,16 @@ def grow(data, out, leaves, splitter, preset, settings, branching, device, seed,
     if not quiet:
         click.echo(images.describe(), err=True)
     tree = grow_tree(
-        images, out, leaves, splitter=splitter, preset=preset, overrides=parse_settings(settings),
-        device=device, seed=seed, branching=branching, checkpoint_every=checkpoint_every,
+        images,
+        out,
+        leaves,
+        splitter=splitter,
+        preset=preset,
+        overrides=parse_settings(settings),
+        device=device,
+        seed=seed,
+        branching=branching,
+        checkpoint_every=checkpoint_every,
         progress=progress,
     )
     click.echo(f"{out}: {len(tree.leaves)} leaves")

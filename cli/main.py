@@ -20,7 +20,9 @@ class HCTreeGroup(click.Group):
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
         except Interrupted:
-            click.echo("stopped after saving a checkpoint; run the same command again to resume.", err=True)
+            click.echo(
+                "stopped after saving a checkpoint; run the same command again to resume.", err=True
+            )
             sys.exit(130)
 
 

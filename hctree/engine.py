@@ -22,7 +22,9 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise HCTreeError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu.")
+        raise HCTreeError(
+            "--device cuda was asked for but no CUDA GPU is visible; use --device cpu."
+        )
     if name not in {"cpu"} and not name.startswith("cuda"):
         raise HCTreeError(f"unknown device {name!r}; use auto, cpu or cuda.")
     return torch.device(name)

@@ -25,18 +25,24 @@ from hctree.data import ImageSet
 from hctree.engine import configure_threads, derive_seed, resolve_device
 from hctree.errors import HCTreeError, Interrupted
 from hctree.splitters import get_splitter, make_config
-from hctree.splitters.base import NullProgress, Progress, SplitContext, StageResult
-from hctree.splitters.base import config_from_json, config_to_json
+from hctree.splitters.base import (
+    NullProgress,
+    Progress,
+    SplitContext,
+    StageResult,
+    config_from_json,
+    config_to_json,
+)
 from hctree.store import (
     NodeRecord,
     StageRecord,
     TreeRecord,
+    WriterLock,
     clear_checkpoint,
     load_checkpoint,
     read_tree,
     save_checkpoint,
     write_tree,
-    WriterLock,
 )
 from hctree.tree import Tree, child_name
 
@@ -115,12 +121,20 @@ def _new_record(
         "splits_done": 0,
     }
     root = NodeRecord(name="r", parent=None, depth=0, membership=np.ones(len(data), np.float32))
-    return TreeRecord(attrs=attrs, nodes={"r": root}, labels=data.labels, class_names=data.class_names)
+    return TreeRecord(
+        attrs=attrs, nodes={"r": root}, labels=data.labels, class_names=data.class_names
+    )
 
 
 def _check_same(
-    record: TreeRecord, path: Path, data: ImageSet, splitter: str, preset: str | None,
-    overrides: dict[str, Any], seed: int | None, branching: int | None,
+    record: TreeRecord,
+    path: Path,
+    data: ImageSet,
+    splitter: str,
+    preset: str | None,
+    overrides: dict[str, Any],
+    seed: int | None,
+    branching: int | None,
 ) -> Any:
     """Refuse options that contradict the stored tree; return the stored config."""
     attrs = record.attrs
@@ -146,7 +160,9 @@ def _check_same(
                 "rerun without --preset/--set to continue it, or choose another output file with -o."
             )
     if branching is not None and int(attrs["branching"]) != branching:
-        raise HCTreeError(f"{path} was grown with --branching {attrs['branching']}, not {branching}.")
+        raise HCTreeError(
+            f"{path} was grown with --branching {attrs['branching']}, not {branching}."
+        )
     return stored
 
 
@@ -189,7 +205,11 @@ def describe_split(record: TreeRecord, node: NodeRecord, top: int = 3) -> str:
             counts = np.bincount(record.labels, weights=child.membership, minlength=1)
             order = np.argsort(-counts)[:top]
             names = record.class_names or [str(i) for i in range(len(counts))]
-            parts = [f"{names[i]} {counts[i] / max(child.mass, 1e-9):.0%}" for i in order if counts[i] > 0]
+            parts = [
+                f"{names[i]} {counts[i] / max(child.mass, 1e-9):.0%}"
+                for i in order
+                if counts[i] > 0
+            ]
             text += "  " + ", ".join(parts)
         lines.append(text)
     return "\n".join(lines)
@@ -247,13 +267,22 @@ def grow(
             record = _new_record(data, splitter, preset, config, seed or 0, branching or 2)
             out.parent.mkdir(parents=True, exist_ok=True)
             write_tree(out, record)
-        _grow_loop(record, out, data, cls(), config, leaves, torch_device, checkpoint_every, progress)
+        _grow_loop(
+            record, out, data, cls(), config, leaves, torch_device, checkpoint_every, progress
+        )
     return Tree(read_tree(out), out)
 
 
 def _grow_loop(
-    record: TreeRecord, out: Path, data: ImageSet, splitter: Any, config: Any, target: int,
-    device: torch.device, checkpoint_every: float, progress: Progress,
+    record: TreeRecord,
+    out: Path,
+    data: ImageSet,
+    splitter: Any,
+    config: Any,
+    target: int,
+    device: torch.device,
+    checkpoint_every: float,
+    progress: Progress,
 ) -> None:
     if _leaf_count(record) >= target:
         return
@@ -269,13 +298,34 @@ def _grow_loop(
                 k = min(int(record.attrs["branching"]), target - _leaf_count(record) + 1)
             else:
                 k = int(node.split_attrs["k"])
-            _split(record, out, node, k, images, splitter, config, seed, device,
-                   checkpoint_every, progress, stop)
+            _split(
+                record,
+                out,
+                node,
+                k,
+                images,
+                splitter,
+                config,
+                seed,
+                device,
+                checkpoint_every,
+                progress,
+                stop,
+            )
 
 
 def _split(
-    record: TreeRecord, out: Path, node: NodeRecord, k: int, images: torch.Tensor, splitter: Any,
-    config: Any, seed: int, device: torch.device, checkpoint_every: float, progress: Progress,
+    record: TreeRecord,
+    out: Path,
+    node: NodeRecord,
+    k: int,
+    images: torch.Tensor,
+    splitter: Any,
+    config: Any,
+    seed: int,
+    device: torch.device,
+    checkpoint_every: float,
+    progress: Progress,
     stop: StopFlag,
 ) -> None:
     """Run the remaining stages of ``node``'s split, committing after each."""
@@ -283,21 +333,30 @@ def _split(
         raise HCTreeError(f"node {node.name} has no mass left to split; grow fewer leaves.")
     stages = splitter.stages(config)
     parent = torch.from_numpy(node.membership).to(device)
-    for stage in stages[len(node.stages):]:
+    for stage in stages[len(node.stages) :]:
         previous = None
         if node.stages:
             last = next(reversed(node.stages.values()))
             previous = torch.from_numpy(last.memberships).to(device)
         ctx = SplitContext(
-            images=images, membership=parent, previous=previous, k=k, config=config,
-            device=device, seed=derive_seed(seed, node.name, stage),
+            images=images,
+            membership=parent,
+            previous=previous,
+            k=k,
+            config=config,
+            device=device,
+            seed=derive_seed(seed, node.name, stage),
             checkpoint=FileCheckpointer(out, node.name, stage, checkpoint_every),
-            progress=progress, should_stop=stop, node=node.name,
+            progress=progress,
+            should_stop=stop,
+            node=node.name,
         )
         started = time.monotonic()
         result = splitter.run_stage(stage, ctx)
         memberships = _check_result(result, node.membership, k, f"{node.name} {stage}")
-        node.stages[stage] = StageRecord(memberships, dict(result.metrics), time.monotonic() - started)
+        node.stages[stage] = StageRecord(
+            memberships, dict(result.metrics), time.monotonic() - started
+        )
         node.status = "splitting"
         node.split_attrs.update(k=k)
         final = result.stop or stage == stages[-1]
@@ -312,9 +371,11 @@ def _split(
             raise Interrupted()
 
 
-def _finish_split(record: TreeRecord, node: NodeRecord, memberships: np.ndarray, stage: str) -> None:
+def _finish_split(
+    record: TreeRecord, node: NodeRecord, memberships: np.ndarray, stage: str
+) -> None:
     node.children = [child_name(node.name, i) for i in range(memberships.shape[0])]
-    for name, row in zip(node.children, memberships):
+    for name, row in zip(node.children, memberships, strict=True):
         record.nodes[name] = NodeRecord(
             name=name, parent=node.name, depth=node.depth + 1, membership=row.copy()
         )

@@ -115,7 +115,9 @@ def _open_read(path: Path) -> h5py.File:
     try:
         return h5py.File(path, "r", locking=False)
     except OSError as exc:
-        raise HCTreeError(f"{path} cannot be opened as HDF5 ({exc}); the file is damaged.") from None
+        raise HCTreeError(
+            f"{path} cannot be opened as HDF5 ({exc}); the file is damaged."
+        ) from None
 
 
 def check_format(f: h5py.File, path: Path) -> None:
@@ -153,7 +155,9 @@ def read_tree(path: str | os.PathLike, stages: bool = True) -> TreeRecord:
         try:
             return _read_record(f, stages)
         except (KeyError, ValueError, OSError, json.JSONDecodeError) as exc:
-            raise HCTreeError(f"{path} is damaged ({exc}); restore it or grow a new tree.") from None
+            raise HCTreeError(
+                f"{path} is damaged ({exc}); restore it or grow a new tree."
+            ) from None
 
 
 def _read_record(f: h5py.File, stages: bool) -> TreeRecord:

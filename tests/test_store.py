@@ -33,8 +33,9 @@ from hctree.store import (
 def make_record(n: int = 50, seed: int = 0) -> TreeRecord:
     rng = np.random.default_rng(seed)
     split = rng.random(n).astype(np.float32)
-    root = NodeRecord("r", None, 0, np.ones(n, np.float32), children=["r0", "r1"], status="split",
-                      split_order=0)
+    root = NodeRecord(
+        "r", None, 0, np.ones(n, np.float32), children=["r0", "r1"], status="split", split_order=0
+    )
     root.stages["raw"] = StageRecord(np.stack([split, 1 - split]), {"loss_d": 0.5}, 1.5)
     root.split_attrs = {"k": 2, "final_stage": "raw"}
     nodes = {
@@ -60,7 +61,9 @@ def test_round_trip_keeps_every_field(tmp_path):
     assert set(back.nodes) == {"r", "r0", "r1"}
     r = back.nodes["r"]
     assert r.children == ["r0", "r1"] and r.status == "split" and r.split_order == 0
-    np.testing.assert_array_equal(r.stages["raw"].memberships, record.nodes["r"].stages["raw"].memberships)
+    np.testing.assert_array_equal(
+        r.stages["raw"].memberships, record.nodes["r"].stages["raw"].memberships
+    )
     assert r.stages["raw"].metrics == {"loss_d": 0.5} and r.stages["raw"].seconds == 1.5
     np.testing.assert_array_equal(back.nodes["r0"].membership, record.nodes["r0"].membership)
     assert back.nodes["r0"].parent == "r" and back.nodes["r"].parent is None
@@ -107,8 +110,11 @@ def test_writer_killed_mid_commit_leaves_a_valid_tree(tmp_path):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     rng = np.random.default_rng(7)
     for _ in range(3):
-        proc = subprocess.Popen([sys.executable, "-c", WRITER.format(root=root, path=str(path))],
-                                stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", WRITER.format(root=root, path=str(path))],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert proc.stdout.readline()  # at least one commit is complete
         time.sleep(float(rng.uniform(0.0, 0.4)))
         proc.send_signal(signal.SIGKILL)
@@ -116,7 +122,9 @@ def test_writer_killed_mid_commit_leaves_a_valid_tree(tmp_path):
         record = read_tree(path)
         version = record.attrs["version"]
         expected = make_record(n=200_000, seed=version % 2)
-        np.testing.assert_array_equal(record.nodes["r0"].membership, expected.nodes["r0"].membership)
+        np.testing.assert_array_equal(
+            record.nodes["r0"].membership, expected.nodes["r0"].membership
+        )
         assert (read_models(path, "r")["G"]["w"] == version).all()
 
 
@@ -133,8 +141,10 @@ def test_lock_refuses_a_second_writer(tmp_path):
 def test_lock_is_released_when_the_holder_is_killed(tmp_path):
     path = tmp_path / "tree.h5"
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    code = (f"import sys,time; sys.path.insert(0,{root!r}); from hctree.store import WriterLock\n"
-            f"with WriterLock({str(path)!r}):\n    print('locked', flush=True); time.sleep(60)")
+    code = (
+        f"import sys,time; sys.path.insert(0,{root!r}); from hctree.store import WriterLock\n"
+        f"with WriterLock({str(path)!r}):\n    print('locked', flush=True); time.sleep(60)"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "locked"
     with pytest.raises(HCTreeError):

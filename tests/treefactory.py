@@ -19,8 +19,9 @@ from hctree.store import NodeRecord, StageRecord, TreeRecord, write_tree
 from hctree.tree import child_name
 
 
-def make_dataset(path: Path, n_per_class: int = 20, n_classes: int = 4, size: int = 28,
-                 seed: int = 0) -> Path:
+def make_dataset(
+    path: Path, n_per_class: int = 20, n_classes: int = 4, size: int = 28, seed: int = 0
+) -> Path:
     """An .npz of uint8 images [N, size, size] whose brightness pattern depends on the class."""
     rng = np.random.default_rng(seed)
     labels = np.repeat(np.arange(n_classes), n_per_class)
@@ -32,8 +33,14 @@ def make_dataset(path: Path, n_per_class: int = 20, n_classes: int = 4, size: in
     return path
 
 
-def make_tree(tmp_path: Path, splits: dict[str, list[list[int]]], softness: float = 0.1,
-              n_per_class: int = 20, n_classes: int = 4, name: str = "tree.h5") -> Path:
+def make_tree(
+    tmp_path: Path,
+    splits: dict[str, list[list[int]]],
+    softness: float = 0.1,
+    n_per_class: int = 20,
+    n_classes: int = 4,
+    name: str = "tree.h5",
+) -> Path:
     """Write a dataset and a tree file (see module docstring); returns the tree path."""
     data_path = make_dataset(tmp_path / "data.npz", n_per_class, n_classes)
     data = load_images(data_path)
@@ -68,7 +75,9 @@ def make_tree(tmp_path: Path, splits: dict[str, list[list[int]]], softness: floa
         "created": "2026-01-01T00:00:00+00:00",
         "splits_done": len(splits),
     }
-    record = TreeRecord(attrs, nodes, labels=labels, class_names=[f"c{i}" for i in range(n_classes)])
+    record = TreeRecord(
+        attrs, nodes, labels=labels, class_names=[f"c{i}" for i in range(n_classes)]
+    )
     path = tmp_path / name
     write_tree(path, record)
     return path

@@ -160,7 +160,7 @@ def _coerce(value: Any, like: Any, key: str) -> Any:
         items = value if isinstance(value, (list, tuple)) else str(value).split(",")
         if len(items) != len(like):
             raise HCTreeError(f"setting {key} needs {len(like)} comma-separated values.")
-        return tuple(_coerce(v, d, key) for v, d in zip(items, like))
+        return tuple(_coerce(v, d, key) for v, d in zip(items, like, strict=True))
     return str(value)
 
 
@@ -172,7 +172,9 @@ def make_config(splitter: type, preset: str, overrides: dict[str, Any] | None = 
     presets = splitter.presets
     if preset not in presets:
         names = ", ".join(sorted(presets))
-        raise HCTreeError(f"unknown preset {preset!r} for splitter {splitter.name}; use one of: {names}.")
+        raise HCTreeError(
+            f"unknown preset {preset!r} for splitter {splitter.name}; use one of: {names}."
+        )
     defaults = splitter.Config()
     known = {f.name for f in dataclasses.fields(defaults)}
     values = dict(presets[preset])
