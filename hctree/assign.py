@@ -1,0 +1,72 @@
+"""Route images a tree has never seen down its stored split classifiers.
+
+An image's membership of a child is its membership of the parent times the
+probability the parent's split classifier gives that child (for HC-MGAN the
+refinement ensemble, averaged as in training). On the training images this
+reproduces the stored memberships, up to float rounding.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from hctree.data import ImageSet
+from hctree.engine import predict_in_batches, resolve_device
+from hctree.errors import HCTreeError
+from hctree.splitters import get_splitter
+from hctree.splitters.base import config_from_json
+from hctree.tree import Tree
+
+
+def assign(tree: Tree, data: ImageSet, device: str = "auto", batch: int = 2048) -> np.ndarray:
+    """Soft leaf memberships of ``data``'s images, float32 ``[L, M]`` in ``tree.leaves`` order.
+
+    Each column sums to 1 (the root's membership of every image).
+    """
+    expected = tuple(int(v) for v in tree.attrs["image_shape"])
+    if data.image_shape != expected:
+        c, h, w = expected
+        raise HCTreeError(
+            f"the tree was grown on {c}x{h}x{w} images but these are "
+            f"{'x'.join(map(str, data.image_shape))}; pass --size {h} and --channels {c}."
+        )
+    torch_device = resolve_device(device)
+    cls = get_splitter(str(tree.attrs["splitter"]))
+    config = config_from_json(cls, str(tree.attrs["config_json"]))
+    splitter = cls()
+    images = torch.from_numpy(data.images).to(torch_device)
+    member = {"r": torch.ones(len(data), device=torch_device)}
+    for name in tree.split_sequence:
+        node = tree.node(name)
+        models = tree.models(name)
+        if not models:
+            raise HCTreeError(f"node {name} has no stored models, so new images cannot be routed.")
+        predict = splitter.predict(models, config, expected, torch_device)
+        probs = predict_in_batches(predict, images, batch=batch)
+        for j, child in enumerate(node.children):
+            member[child] = member[name] * probs[:, j]
+    return torch.stack([member[leaf] for leaf in tree.leaves]).cpu().numpy().astype(np.float32)
+
+
+def agreement(tree: Tree, memberships: np.ndarray) -> float:
+    """Fraction of images whose argmax leaf under ``memberships`` matches the stored one."""
+    return float((memberships.argmax(0) == tree.assignments()).mean())
+
+
+def write_assignments_csv(
+    path: str, leaves: list[str], memberships: np.ndarray, names: list[str] | None = None
+) -> None:
+    """One row per image: index, source name, leaf, leaf probability, every leaf's membership."""
+    import csv
+
+    total = memberships.sum(0)
+    best = memberships.argmax(0)
+    prob = memberships[best, np.arange(memberships.shape[1])] / np.maximum(total, 1e-12)
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["index", "name", "leaf", "probability", *leaves])
+        for i in range(memberships.shape[1]):
+            name = names[i] if names is not None else ""
+            row = [f"{v:.6g}" for v in memberships[:, i]]
+            writer.writerow([i, name, leaves[best[i]], f"{prob[i]:.6g}", *row])
