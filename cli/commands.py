@@ -1,7 +1,9 @@
 """The list of commands the `hctree` group offers."""
 
 from cli.assign import assign
+from cli.evaluate import eval_command
+from cli.export import export_command
 from cli.grow import grow
 from cli.info import info
 
-ALL = [grow, info, assign]
+ALL = [grow, info, assign, eval_command, export_command]
