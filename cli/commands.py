@@ -5,5 +5,7 @@ from cli.evaluate import eval_command
 from cli.export import export_command
 from cli.grow import grow
 from cli.info import info
+from cli.render import render
+from cli.sample import sample
 
-ALL = [grow, info, assign, eval_command, export_command]
+ALL = [grow, info, assign, eval_command, export_command, render, sample]

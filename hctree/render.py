@@ -127,6 +127,7 @@ class _Geometry:
     text_h: float  # name line plus class lines
     level: float  # vertical distance between depth levels
     margin: float
+    left: float  # x of the first leaf slot's left edge
     title_h: float
     width: float
     height: float
@@ -141,10 +142,11 @@ def _geometry(n_leaves: int, levels: int, grid_aspect: float, class_lines: int) 
     text_h = line * (1.1 + class_lines) + 0.1
     level = grid_h + text_h + 0.4
     margin, title_h = 0.25, 0.45
-    width = max(n_leaves * slot + 2 * margin, 4.0)
+    width = max(n_leaves * slot + 2 * margin, 7.0)
+    left = (width - n_leaves * slot) / 2
     height = levels * level - 0.3 + title_h + 2 * margin
     return _Geometry(
-        slot, grid_w, grid_h, font, line, text_h, level, margin, title_h, width, height
+        slot, grid_w, grid_h, font, line, text_h, level, margin, left, title_h, width, height
     )
 
 
@@ -317,7 +319,7 @@ def render_tree(
     colours = _class_colours(n_classes)
 
     def centre_x(name: str) -> float:
-        return g.margin + (layout[name][0] + 0.5) * g.slot
+        return g.left + (layout[name][0] + 0.5) * g.slot
 
     def top_y(name: str) -> float:
         return g.height - g.margin - g.title_h - tree.node(name).depth * g.level
