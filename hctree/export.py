@@ -14,8 +14,6 @@ file beside it and renamed into place.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 from collections.abc import Callable
@@ -136,25 +134,29 @@ def newick(tree: Tree) -> str:
 # ---------------------------------------------------------------- writers
 
 
+def _csv_cell(text: str) -> str:
+    """``text`` quoted as the csv module would (only when it holds a separator or quote)."""
+    if any(ch in text for ch in ',"\r\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
 def _write_csv(tree: Tree, fh: IO[bytes]) -> None:
     memberships = tree.memberships()
-    assign = tree.assignments()
+    assign = memberships.argmax(axis=0)
     total = memberships.sum(axis=0, dtype=np.float64)
     chosen = memberships[assign, np.arange(tree.n)].astype(np.float64)
     probability = np.divide(chosen, total, out=np.zeros_like(total), where=total > 0)
     names = source_names(tree) or [""] * tree.n
     labels = [""] * tree.n if tree.labels is None else [str(v) for v in tree.labels.tolist()]
     leaves = tree.leaves
-    text = io.TextIOWrapper(fh, encoding="utf-8", newline="")
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(["index", "name", "label", "leaf", "probability", *leaves])
-    cells = np.char.mod("%.6g", memberships.T)
+    numbers = np.column_stack([probability, memberships.T.astype(np.float64)]).tolist()
+    template = ",".join(["%.6g"] * (len(leaves) + 1)) + "\n"
+    lines = [",".join(["index", "name", "label", "leaf", "probability", *leaves]) + "\n"]
     for i in range(tree.n):
-        writer.writerow(
-            [i, names[i], labels[i], leaves[assign[i]], f"{probability[i]:.6g}", *cells[i]]
-        )
-    text.flush()
-    text.detach()
+        prefix = f"{i},{_csv_cell(names[i])},{labels[i]},{leaves[assign[i]]},"
+        lines.append(prefix + template % tuple(numbers[i]))
+    fh.write("".join(lines).encode())
 
 
 def _write_npz(tree: Tree, fh: IO[bytes]) -> None:

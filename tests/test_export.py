@@ -60,7 +60,7 @@ def image_folder_tree(tmp_path) -> tuple[Tree, list[str]]:
     """A tree over a folder of 4 PNGs in two class folders, with its data spec recorded."""
     folder = tmp_path / "images"
     rng = np.random.default_rng(1)
-    for cls in ("cat", "dog"):
+    for cls in ('cat, "big"', "dog"):
         (folder / cls).mkdir(parents=True)
         for i in range(2):
             pixels = rng.integers(0, 255, (8, 8), dtype=np.uint8)
@@ -86,7 +86,7 @@ def image_folder_tree(tmp_path) -> tuple[Tree, list[str]]:
 
 def test_csv_names_come_from_the_image_folder(tmp_path):
     tree, names = image_folder_tree(tmp_path)
-    assert names == ["cat/0.png", "cat/1.png", "dog/0.png", "dog/1.png"]
+    assert names == ['cat, "big"/0.png', 'cat, "big"/1.png', "dog/0.png", "dog/1.png"]
     assert source_names(tree) == names
     with open(export(tree, tmp_path / "out.csv"), newline="") as fh:
         rows = list(csv.DictReader(fh))
