@@ -1,0 +1,541 @@
+"""HC-MGAN splitter: a raw split by a k-generator MGAN, then T refinements.
+
+raw:      k generators, one discriminator whose trunk is shared by a real/fake head
+          D and a k-way classifier head C. D plays the usual GAN game against all
+          generators; C learns which generator made an image (trunk frozen); each
+          generator also minimises C's loss on its own images (weight ``cls_weight``).
+          Children = C's probabilities x parent membership.
+refine<t>: k fresh groups (generator + discriminator with D and C heads). Group j
+          draws real images from the previous stage's child j; every classifier is
+          k-way over all groups' generated images; child j = mean over the k
+          classifiers of p(j | x) x parent membership.
+
+One *epoch* (the reference's unit) is ``node mass / batch_real`` iterations for the
+raw split and ``node mass / (k * batch_real)`` for a refinement, each iteration
+drawing one weighted real batch per discriminator: either way an epoch shows the
+node's mass in real images once. ``raw_iters`` / ``refine_iters`` > 0 replace the
+epoch budgets by fixed iteration counts. Instance noise (``x + x * eps * sigma``)
+decays linearly from ``noise`` to zero over each stage.
+
+Deviation from the reference, for speed: within one iteration all groups are
+updated on the same generated batch (the reference draws a fresh batch per group).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hctree import engine
+from hctree.errors import HCTreeError, Interrupted
+from hctree.nets.dcgan import NORMS, Discriminator, Generator, check_image_shape
+from hctree.splitters.base import ModelState, SplitContext, StageResult
+
+
+@dataclass
+class Config:
+    """Every HC-MGAN hyper-parameter; the defaults are the reference's (``paper``)."""
+
+    width_g: int = 128  # generator feature maps
+    width_d: int = 128  # discriminator/classifier trunk feature maps
+    kernel_g: int = 4
+    kernel_d: int = 5
+    norm_d: str = "layer_norm"  # layer_norm | spectral_norm | none
+    latent_dim: int = 100
+    batch_real: int = 100  # real images per discriminator per iteration
+    batch_gen: int = 100  # generated images per generator per iteration
+    lr_d: float = 1e-4
+    lr_c: float = 2e-5
+    lr_g: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    cls_weight: float = 1.0  # lambda: weight of the classifier loss in the generators' loss
+    noise: float = 1.5  # instance noise at the start of a stage, decays linearly to 0
+    raw_epochs: float = 150.0
+    refine_epochs: float = 150.0
+    raw_iters: int = 0  # > 0: fixed iteration budget for the raw split (replaces raw_epochs)
+    refine_iters: int = 0  # > 0: fixed iteration budget per refinement
+    refinements: int = 8
+    stop_threshold: float = 0.002  # stop refining when the moved mass fraction is below this
+    min_child_fraction: float = 0.01  # a child with less of the node's mass is a collapse
+    collapse_loss: float = 0.001  # D's loss on a generator's images below this is a collapse
+    max_attempts: int = 4
+    predict_batch: int = 2048
+    log_every: int = 20
+
+    def validate(self) -> None:
+        """Raise HCTreeError naming the first bad value."""
+        positive_ints = (
+            "width_g width_d latent_dim batch_real batch_gen max_attempts predict_batch log_every"
+        )
+        for name in positive_ints.split():
+            if getattr(self, name) < 1:
+                raise HCTreeError(f"setting {name} must be at least 1, not {getattr(self, name)}.")
+        for name in ("kernel_g", "kernel_d"):
+            if not 3 <= getattr(self, name) <= 7:
+                raise HCTreeError(f"setting {name} must be between 3 and 7.")
+        if self.norm_d not in NORMS:
+            raise HCTreeError(f"setting norm_d must be one of {', '.join(NORMS)}.")
+        for name in ("lr_d", "lr_c", "lr_g"):
+            if not getattr(self, name) > 0:
+                raise HCTreeError(f"setting {name} must be a positive learning rate.")
+        for name in ("beta1", "beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise HCTreeError(f"setting {name} must be in [0, 1).")
+        for name in ("cls_weight", "noise", "raw_epochs", "refine_epochs", "stop_threshold"):
+            value = getattr(self, name)
+            if not (value >= 0 and math.isfinite(value)):
+                raise HCTreeError(f"setting {name} must be a finite number >= 0.")
+        for name in ("raw_iters", "refine_iters", "refinements"):
+            if getattr(self, name) < 0:
+                raise HCTreeError(f"setting {name} must be >= 0.")
+        if self.raw_iters == 0 and self.raw_epochs <= 0:
+            raise HCTreeError("set raw_epochs > 0 or raw_iters > 0 to give the raw split a budget.")
+        if self.refinements and self.refine_iters == 0 and self.refine_epochs <= 0:
+            raise HCTreeError("set refine_epochs > 0 or refine_iters > 0, or refinements=0.")
+        if not 0 <= self.min_child_fraction < 0.5:
+            raise HCTreeError("setting min_child_fraction must be in [0, 0.5).")
+        if self.collapse_loss < 0:
+            raise HCTreeError("setting collapse_loss must be >= 0 (0 disables the check).")
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "fast": {"raw_epochs": 30.0, "refine_epochs": 15.0, "refinements": 3},
+    "cpu": {
+        "width_g": 32,
+        "width_d": 32,
+        "batch_real": 64,
+        "batch_gen": 64,
+        "raw_iters": 400,
+        "refine_iters": 300,
+        "refinements": 2,
+    },
+    "tiny": {
+        "width_g": 8,
+        "width_d": 8,
+        "latent_dim": 16,
+        "batch_real": 32,
+        "batch_gen": 32,
+        "raw_iters": 120,
+        "refine_iters": 80,
+        "refinements": 1,
+        "log_every": 10,
+    },
+}
+
+
+# ---------------------------------------------------------------- networks of one stage
+
+
+@dataclass
+class _Nets:
+    """The trained components of one stage attempt and their optimisers.
+
+    ``owner[j]`` is the discriminator that plays against generator j (raw: all 0;
+    refinement: j).
+    """
+
+    generators: nn.ModuleList
+    discriminators: nn.ModuleList
+    owner: torch.Tensor  # int64 [k]
+    own: list[torch.Tensor]  # per discriminator: bool [k * batch_gen], rows it judges
+    opt_g: torch.optim.Optimizer
+    opt_d: list[torch.optim.Optimizer]
+    opt_c: list[torch.optim.Optimizer]
+
+    def components(self) -> dict[str, nn.Module]:
+        """Component name -> module, as stored in the tree file."""
+        out: dict[str, nn.Module] = {}
+        refine = len(self.discriminators) > 1
+        for j, g in enumerate(self.generators):
+            out[f"G{j}"] = g
+            if refine:
+                out[f"D{j}"] = self.discriminators[j]
+        if not refine:
+            out["D"] = self.discriminators[0]
+        return out
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        named = {"g": self.opt_g}
+        for d, (od, oc) in enumerate(zip(self.opt_d, self.opt_c, strict=True)):
+            named[f"d{d}"], named[f"c{d}"] = od, oc
+        return named
+
+
+def _build_modules(
+    config: Config, k: int, n_disc: int, image_shape: tuple[int, ...]
+) -> tuple[nn.ModuleList, nn.ModuleList]:
+    channels, size = check_image_shape(image_shape)
+    gens = nn.ModuleList(
+        Generator(size, channels, config.latent_dim, config.width_g, config.kernel_g)
+        for _ in range(k)
+    )
+    discs = nn.ModuleList(
+        Discriminator(size, channels, k, config.width_d, config.kernel_d, config.norm_d)
+        for _ in range(n_disc)
+    )
+    return gens, discs
+
+
+def _build_nets(
+    config: Config, k: int, refine: bool, image_shape: tuple[int, ...], seed: int, device
+) -> _Nets:
+    """Fresh networks initialised from ``seed`` (never the global RNG) and their optimisers."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        gens, discs = _build_modules(config, k, k if refine else 1, image_shape)
+    cuda = device.type == "cuda"
+    memory = torch.channels_last if cuda else torch.contiguous_format
+    gens.to(device=device, memory_format=memory)
+    discs.to(device=device, memory_format=memory)
+    owner = (
+        torch.arange(k, device=device)
+        if refine
+        else torch.zeros(k, dtype=torch.long, device=device)
+    )
+    betas = (config.beta1, config.beta2)
+    extra = {"fused": True} if cuda else {}
+    adam = torch.optim.Adam
+    return _Nets(
+        generators=gens,
+        discriminators=discs,
+        owner=owner,
+        own=[(owner == d).repeat_interleave(config.batch_gen) for d in range(len(discs))],
+        opt_g=adam(gens.parameters(), lr=config.lr_g, betas=betas, **extra),
+        opt_d=[adam(d.head_parameters(), lr=config.lr_d, betas=betas, **extra) for d in discs],
+        opt_c=[adam(d.c_head.parameters(), lr=config.lr_c, betas=betas, **extra) for d in discs],
+    )
+
+
+def _autocast(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _ensemble(discriminators: nn.ModuleList, device: torch.device) -> Callable:
+    """fn(images float [B,C,H,W] in [-1,1]) -> mean class probabilities float [B,k]."""
+
+    def probabilities(x: torch.Tensor) -> torch.Tensor:
+        if device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with _autocast(device):
+            probs = [d.probabilities(x) for d in discriminators]
+        return torch.stack(probs).mean(0)
+
+    return probabilities
+
+
+# ---------------------------------------------------------------- checkpoint state
+
+
+def _state(nets: _Nets, gen: torch.Generator, attempt: int, iteration: int) -> dict[str, Any]:
+    models = {
+        name: {k: v.detach().cpu().clone() for k, v in m.state_dict().items()}
+        for name, m in nets.components().items()
+    }
+    optims = {}
+    for name, opt in nets.optimizers().items():
+        saved = opt.state_dict()["state"]
+        optims[name] = {
+            str(i): {key: torch.as_tensor(v).detach().cpu().clone() for key, v in s.items()}
+            for i, s in saved.items()
+        }
+    return {
+        "attempt": attempt,
+        "iteration": iteration,
+        "rng": engine.rng_state(gen),
+        "models": models,
+        "optims": optims,
+    }
+
+
+def _restore(nets: _Nets, gen: torch.Generator, state: dict[str, Any]) -> int:
+    """Load models, optimisers and RNG from a checkpoint; returns the next iteration."""
+    for name, module in nets.components().items():
+        module.load_state_dict({k: torch.as_tensor(v) for k, v in state["models"][name].items()})
+    for name, opt in nets.optimizers().items():
+        full = opt.state_dict()
+        full["state"] = {
+            int(i): {key: torch.as_tensor(v) for key, v in s.items()}
+            for i, s in state["optims"][name].items()
+        }
+        opt.load_state_dict(full)
+    engine.set_rng_state(gen, torch.as_tensor(state["rng"]))
+    return int(state["iteration"])
+
+
+# ---------------------------------------------------------------- training
+
+
+def _add_noise(x: torch.Tensor, sigma: float, gen: torch.Generator) -> torch.Tensor:
+    """The reference's multiplicative instance noise: ``x + x * eps * sigma``."""
+    if sigma <= 0:
+        return x
+    eps = torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
+    return x + x * eps * sigma
+
+
+def _train_step(
+    nets: _Nets,
+    images: torch.Tensor,
+    weights: list[torch.Tensor],
+    config: Config,
+    sigma: float,
+    gen: torch.Generator,
+    device: torch.device,
+) -> dict[str, torch.Tensor]:
+    """One iteration: D and C steps for every discriminator, then one generator step.
+
+    ``weights[d]`` (float ``[N]``) is where discriminator d draws its real images.
+    Returns detached scalar losses (no host sync).
+    """
+    k, b = len(nets.generators), config.batch_gen
+    labels = torch.arange(k, device=device).repeat_interleave(b)
+    z = torch.randn(k, b, config.latent_dim, generator=gen, device=device)
+    with _autocast(device):
+        fakes = torch.cat([g(z[j]) for j, g in enumerate(nets.generators)])
+    fakes = _add_noise(fakes, sigma, gen)
+
+    loss_d, loss_c = [], []
+    for d, disc in enumerate(nets.discriminators):
+        real = _add_noise(
+            engine.sample_batch(images, weights[d], config.batch_real, gen), sigma, gen
+        )
+        own = nets.own[d]
+        with _autocast(device):
+            feats_fake = disc.features(fakes.detach())
+            logit_real = disc.real_logit(disc.features(real)).float()
+            logit_fake = disc.real_logit(feats_fake[own]).float()
+            ld = F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real))
+            ld = ld + F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake))
+            lc = F.cross_entropy(disc.classify_frozen(feats_fake).float(), labels)
+        nets.opt_d[d].zero_grad(set_to_none=True)
+        nets.opt_c[d].zero_grad(set_to_none=True)
+        (ld + lc).backward()
+        nets.opt_d[d].step()
+        nets.opt_c[d].step()
+        loss_d.append(ld.detach())
+        loss_c.append(lc.detach())
+
+    adv, cls = [], []
+    with _autocast(device):
+        for disc in nets.discriminators:
+            feats = disc.features(fakes)
+            logit = disc.real_logit(feats).float()
+            bce = F.binary_cross_entropy_with_logits(
+                logit, torch.ones_like(logit), reduction="none"
+            )
+            ce = F.cross_entropy(disc.classify(feats).float(), labels, reduction="none")
+            adv.append(bce.view(k, b).mean(1))
+            cls.append(ce.view(k, b).mean(1))
+    adv_own = torch.stack(adv)[nets.owner, torch.arange(k, device=device)]  # [k]
+    cls_mean = torch.stack(cls).mean(0)  # [k]: mean over classifiers, per generator
+    loss_g = (adv_own + config.cls_weight * cls_mean).sum()
+    nets.opt_g.zero_grad(set_to_none=True)
+    loss_g.backward(inputs=list(nets.generators.parameters()))
+    nets.opt_g.step()
+    return {
+        "d": torch.stack(loss_d).mean(),
+        "c": torch.stack(loss_c).mean(),
+        "g_adv": adv_own.detach().mean(),
+        "g_cls": cls_mean.detach().mean(),
+    }
+
+
+@torch.no_grad()
+def _generator_losses(nets: _Nets, config: Config, gen: torch.Generator, device) -> torch.Tensor:
+    """Each generator's fake-label BCE under its discriminator, float ``[k]`` (collapse check)."""
+    out = []
+    for j, g in enumerate(nets.generators):
+        z = torch.randn(config.batch_gen, config.latent_dim, generator=gen, device=device)
+        disc = nets.discriminators[int(nets.owner[j])]
+        with _autocast(device):
+            logit = disc.real_logit(disc.features(g(z))).float()
+        out.append(F.binary_cross_entropy_with_logits(logit, torch.zeros_like(logit)))
+    return torch.stack(out)
+
+
+def _iterations(config: Config, refine: bool, mass: float, k: int) -> int:
+    if refine:
+        fixed, epochs, per_epoch = config.refine_iters, config.refine_epochs, k * config.batch_real
+    else:
+        fixed, epochs, per_epoch = config.raw_iters, config.raw_epochs, config.batch_real
+    return fixed if fixed > 0 else max(1, math.ceil(epochs * mass / per_epoch))
+
+
+# ---------------------------------------------------------------- the splitter
+
+
+class HCMGANSplitter:
+    """HC-MGAN (de Mello et al.): raw split + refinements, any branching k >= 2."""
+
+    name: ClassVar[str] = "hcmgan"
+    Config: ClassVar[type] = Config
+    presets: ClassVar[dict[str, dict[str, Any]]] = PRESETS
+    max_branching: ClassVar[int | None] = None
+
+    def stages(self, config: Config) -> list[str]:
+        return ["raw"] + [f"refine{t}" for t in range(1, config.refinements + 1)]
+
+    def run_stage(self, stage: str, ctx: SplitContext) -> StageResult:
+        """Train one stage (retrying collapsed attempts) and re-estimate the split."""
+        refine = stage.startswith("refine")
+        if refine and ctx.previous is None:
+            raise ValueError(f"stage {stage} needs the previous stage's memberships")
+        if stage != "raw" and not refine:
+            raise ValueError(f"unknown HC-MGAN stage {stage!r}")
+        config: Config = ctx.config
+        saved = ctx.checkpoint.load()
+        attempt = int(saved["attempt"]) if saved is not None else 0
+        while True:
+            result, collapse = self._attempt(stage, refine, ctx, attempt, saved)
+            saved = None
+            if not collapse or attempt + 1 >= config.max_attempts:
+                break
+            attempt += 1
+            ctx.progress.message(
+                f"{ctx.node} {stage}: {collapse}; retrying (attempt {attempt + 1} "
+                f"of {config.max_attempts})."
+            )
+        result.metrics["attempts"] = float(attempt + 1)
+        result.metrics["collapsed"] = float(bool(collapse))
+        if collapse:
+            ctx.progress.message(
+                f"{ctx.node} {stage}: {collapse} after {attempt + 1} attempts; "
+                + ("keeping the previous stage's split." if refine else "keeping this split.")
+            )
+            if refine:
+                keep = ctx.previous.detach().float().cpu().numpy()
+                return StageResult(keep, {}, result.metrics, stop=True)
+        return result
+
+    def _attempt(
+        self,
+        stage: str,
+        refine: bool,
+        ctx: SplitContext,
+        attempt: int,
+        saved: dict[str, Any] | None,
+    ) -> tuple[StageResult, str]:
+        """One training attempt; returns the result and a collapse description ('' if none)."""
+        config: Config = ctx.config
+        k, device = ctx.k, ctx.device
+        parent = ctx.membership.float()
+        mass = float(parent.sum())
+        seed = ctx.seed if attempt == 0 else engine.derive_seed(ctx.seed, "attempt", attempt)
+        image_shape = tuple(ctx.images.shape[1:])
+        nets = _build_nets(config, k, refine, image_shape, engine.derive_seed(seed, "init"), device)
+        gen = engine.make_generator(engine.derive_seed(seed, "train"), device)
+        weights = list(ctx.previous.float()) if refine else [parent]
+        total = _iterations(config, refine, mass, k)
+        start = _restore(nets, gen, saved) if saved is not None else 0
+
+        title = f"{ctx.node} {stage}"
+        ctx.progress.start(title, total, start)
+        losses: dict[str, torch.Tensor] = {}
+        for i in range(start, total):
+            sigma = config.noise * (1.0 - (i + 1) / total)
+            losses = _train_step(nets, ctx.images, weights, config, sigma, gen, device)
+            if (i + 1) % config.log_every == 0 or i + 1 == total:
+                ctx.progress.update(i + 1, {n: float(v) for n, v in losses.items()})
+            if ctx.should_stop():
+                ctx.checkpoint.save(_state(nets, gen, attempt, i + 1))
+                raise Interrupted()
+            if ctx.checkpoint.due():
+                ctx.checkpoint.save(_state(nets, gen, attempt, i + 1))
+        ctx.progress.finish()
+
+        nets.generators.eval()
+        nets.discriminators.eval()
+        probs = engine.predict_in_batches(
+            _ensemble(nets.discriminators, device), ctx.images, config.predict_batch, parent > 0
+        )
+        children = probs.T * parent  # [k, N]
+        scale = max(float(parent.abs().max()), 1.0)
+        if not torch.allclose(children.sum(0), parent, rtol=1e-5, atol=1e-5 * scale):
+            raise AssertionError("children memberships do not sum to the parent's")
+
+        fractions = children.sum(1) / max(mass, 1e-12)
+        metrics = {f"loss_{n}": float(v) for n, v in losses.items()}
+        metrics.update({f"mass{j}": float(f) for j, f in enumerate(fractions)})
+        gen_losses = _generator_losses(nets, config, gen, device)
+        metrics["min_fake_loss"] = float(gen_losses.min())
+        stop = False
+        if refine:
+            moved = float((children - ctx.previous.float()).abs().sum()) / (2 * max(mass, 1e-12))
+            metrics["change"] = moved
+            stop = moved < config.stop_threshold
+
+        collapse = ""
+        if float(fractions.min()) < config.min_child_fraction:
+            collapse = f"a child received {float(fractions.min()):.4f} of the node's mass"
+        elif float(gen_losses.min()) < config.collapse_loss:
+            collapse = "a generator collapsed (its images are trivially rejected)"
+        models = {name: engine.state_to_numpy(m) for name, m in nets.components().items()}
+        memberships = children.float().cpu().numpy()
+        return StageResult(memberships, models, metrics, stop=stop), collapse
+
+    # ------------------------------------------------------------ using stored models
+
+    def predict(
+        self,
+        models: ModelState,
+        config: Config,
+        image_shape: tuple[int, ...],
+        device: torch.device,
+    ) -> Callable[[torch.Tensor], torch.Tensor]:
+        """fn(float images in [-1,1] ``[B,C,H,W]``) -> child probabilities float ``[B,k]``.
+
+        The same function (single classifier for raw, ensemble mean for a
+        refinement) that re-estimated the stage's memberships.
+        """
+        k, refine = _shape_of(models)
+        gens, discs = _build_modules(config, k, k if refine else 1, image_shape)
+        names = [f"D{j}" for j in range(k)] if refine else ["D"]
+        for name, disc in zip(names, discs, strict=True):
+            engine.load_numpy_state(disc, models[name])
+        discs.to(device).eval()
+        return _ensemble(discs, device)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        models: ModelState,
+        config: Config,
+        image_shape: tuple[int, ...],
+        n: int,
+        seed: int,
+        device: torch.device,
+    ) -> torch.Tensor:
+        """n images from each child's generator: uint8 ``[k, n, C, H, W]`` on the CPU."""
+        k, refine = _shape_of(models)
+        gens, _ = _build_modules(config, k, 0, image_shape)
+        gen = engine.make_generator(seed, device)
+        out = []
+        for j, g in enumerate(gens):
+            engine.load_numpy_state(g, models[f"G{j}"])
+            g.to(device).eval()
+            z = torch.randn(n, config.latent_dim, generator=gen, device=device)
+            x = g(z).float()
+            out.append(((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).cpu())
+        return torch.stack(out)
+
+
+def _shape_of(models: ModelState) -> tuple[int, bool]:
+    """(number of children, whether the models are a refinement's) from component names."""
+    k = sum(1 for name in models if name.startswith("G"))
+    if k < 2:
+        raise HCTreeError("the stored HC-MGAN models are incomplete; grow the split again.")
+    return k, "D" not in models
+
+
+__all__ = ["Config", "HCMGANSplitter", "PRESETS"]
