@@ -1,0 +1,229 @@
+"""The C3-GAN splitter: a real split of Fashion-MNIST trousers vs bags, determinism,
+interrupt/resume, predict, generate and configuration errors (CPU, tiny preset)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+
+from hctree.errors import HCTreeError, Interrupted
+from hctree.splitters import get_splitter, make_config
+from hctree.splitters.base import SplitContext
+from hctree.splitters.c3gan import C3GANSplitter, augment, perturbation_theta, ward_groups
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+class MemoryCheckpoint:
+    """Keeps the last saved state serialised in memory, as the tree's sidecar would."""
+
+    def __init__(self, blob: bytes | None = None, due_every: int = 0) -> None:
+        self.blob = blob
+        self.due_every = due_every
+        self.saves = 0
+        self._calls = 0
+
+    def load(self):
+        if self.blob is None:
+            return None
+        return torch.load(io.BytesIO(self.blob), weights_only=False)
+
+    def due(self) -> bool:
+        self._calls += 1
+        return self.due_every > 0 and self._calls % self.due_every == 0
+
+    def save(self, state) -> None:
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        self.blob = buffer.getvalue()
+        self.saves += 1
+
+
+def stop_after(n: int):
+    """A should_stop hook that says yes on its n-th call (after iteration n)."""
+    calls = {"n": 0}
+
+    def should_stop() -> bool:
+        calls["n"] += 1
+        return calls["n"] == n
+
+    return should_stop
+
+
+def context(images, membership, config, seed=7, checkpoint=None, should_stop=lambda: False):
+    return SplitContext(
+        images=images,
+        membership=membership,
+        previous=None,
+        k=2,
+        config=config,
+        device=CPU,
+        seed=seed,
+        checkpoint=checkpoint or MemoryCheckpoint(),
+        should_stop=should_stop,
+    )
+
+
+def purity(assign: np.ndarray, labels: np.ndarray) -> float:
+    return sum(np.bincount(labels[assign == j]).max() for j in np.unique(assign)) / len(assign)
+
+
+@pytest.fixture(scope="module")
+def trouser_bag(fmnist, fmnist_classes):
+    data = fmnist_classes(fmnist, [1, 8], per_class=900, seed=0)
+    return torch.from_numpy(data.images), data.labels
+
+
+@pytest.fixture(scope="module")
+def split(trouser_bag):
+    images, labels = trouser_bag
+    config = make_config(C3GANSplitter, "tiny")
+    membership = torch.ones(len(images))
+    result = C3GANSplitter().run_stage("train", context(images, membership, config))
+    return images, labels, membership, config, result
+
+
+@pytest.fixture(scope="module")
+def small(trouser_bag):
+    """120 images, a non-uniform membership with zeros, and a 12-iteration budget."""
+    images, _ = trouser_bag
+    rows = np.r_[0:60, 900:960]
+    images = images[rows]
+    membership = torch.linspace(0, 1, len(rows))
+    membership[::7] = 0
+    config = make_config(C3GANSplitter, "tiny", {"iterations": 12, "bn_batches": 3})
+    return images, membership, config
+
+
+def test_registry_finds_the_splitter():
+    assert get_splitter("c3gan") is C3GANSplitter
+    assert C3GANSplitter().stages(make_config(C3GANSplitter, "tiny")) == ["train"]
+
+
+def test_separates_trousers_from_bags(split):
+    _, labels, membership, _, result = split
+    memberships = result.memberships
+    assert memberships.shape == (2, len(labels)) and memberships.dtype == np.float32
+    np.testing.assert_allclose(memberships.sum(0), membership.numpy(), atol=1e-5)
+    assert purity(memberships.argmax(0), labels) >= 0.85
+    fractions = [result.metrics["mass_fraction_0"], result.metrics["mass_fraction_1"]]
+    assert min(fractions) > 0.25 and abs(sum(fractions) - 1) < 1e-4
+    assert np.isfinite([result.metrics[k] for k in ("d_adv", "info", "contrast")]).all()
+    assert set(result.models) == {"generator", "discriminator", "grouping"}
+    assert result.models["grouping"]["cluster_to_child"].dtype == np.int64
+
+
+def test_predict_reproduces_memberships(split):
+    images, _, membership, config, result = split
+    fn = C3GANSplitter.predict(result.models, config, (1, 28, 28), CPU)
+    with torch.no_grad():
+        probs = fn(images[:500].float() / 127.5 - 1)
+    assert probs.shape == (500, 2)
+    np.testing.assert_allclose(probs.sum(1).numpy(), 1.0, atol=1e-5)
+    expected = result.memberships[:, :500] / membership[:500].numpy()
+    np.testing.assert_allclose(probs.T.numpy(), expected, atol=1e-5)
+
+
+def test_generate_gives_images_per_child(split):
+    _, _, _, config, result = split
+    images = C3GANSplitter.generate(result.models, config, (1, 28, 28), 6, seed=3, device=CPU)
+    assert images.shape == (2, 6, 1, 28, 28) and images.dtype == torch.uint8
+    again = C3GANSplitter.generate(result.models, config, (1, 28, 28), 6, seed=3, device=CPU)
+    assert torch.equal(images, again)
+    assert images.float().std() > 5  # not a constant image
+
+
+def test_same_seed_same_memberships_other_seed_differs(small):
+    images, membership, config = small
+    first = C3GANSplitter().run_stage("train", context(images, membership, config))
+    second = C3GANSplitter().run_stage("train", context(images, membership, config))
+    other = C3GANSplitter().run_stage("train", context(images, membership, config, seed=8))
+    assert np.array_equal(first.memberships, second.memberships)
+    assert not np.allclose(first.memberships, other.memberships)
+    np.testing.assert_allclose(first.memberships.sum(0), membership.numpy(), atol=1e-5)
+    assert (first.memberships[:, membership.numpy() == 0] == 0).all()
+
+
+def test_interrupt_and_resume_is_bit_identical(small):
+    images, membership, config = small
+    whole = C3GANSplitter().run_stage("train", context(images, membership, config))
+
+    saved = MemoryCheckpoint(due_every=2)
+    with pytest.raises(Interrupted):
+        C3GANSplitter().run_stage(
+            "train",
+            context(images, membership, config, checkpoint=saved, should_stop=stop_after(5)),
+        )
+    assert saved.load()["iteration"] == 5 and saved.saves == 3
+
+    resumed = C3GANSplitter().run_stage(
+        "train", context(images, membership, config, checkpoint=MemoryCheckpoint(saved.blob))
+    )
+    assert np.array_equal(whole.memberships, resumed.memberships)
+    for name, params in whole.models["discriminator"].items():
+        assert np.array_equal(params, resumed.models["discriminator"][name]), name
+
+
+def test_perturbation_ranges_follow_the_paper():
+    gen = torch.Generator().manual_seed(0)
+    theta = perturbation_theta(4000, "strong", gen, CPU)
+    scale = theta[:, 0, :2].norm(dim=1)
+    angle = torch.rad2deg(torch.atan2(theta[:, 1, 0], theta[:, 0, 0]))
+    assert 0.8 <= scale.min() and scale.max() <= 1.5 and scale.max() > 1.45
+    assert -15 <= angle.min() and angle.max() <= 15 and angle.max() > 14
+    assert theta[:, :, 2].abs().max() <= 0.15
+    weak = perturbation_theta(4000, "weak", gen, CPU)
+    assert weak[:, 0, :2].norm(dim=1).max() <= 1.1 + 1e-6
+
+
+def test_augment_keeps_shape_and_range_and_is_seeded():
+    x = torch.rand(8, 3, 32, 32) * 2 - 1
+    a = augment(x, 0.3, torch.Generator().manual_seed(1))
+    b = augment(x, 0.3, torch.Generator().manual_seed(1))
+    assert a.shape == x.shape and torch.equal(a, b)
+    assert a.min() >= -1 and a.max() <= 1 and not torch.allclose(a, x)
+
+
+def test_ward_groups_merge_the_nearest_heavy_clusters():
+    points = np.array([[0.0, 0.0], [0.1, 0.0], [5.0, 5.0], [5.2, 5.0], [0.0, 0.2]])
+    groups = ward_groups(points, np.array([10.0, 8.0, 9.0, 7.0, 0.0]), 2)
+    assert groups.tolist() == [0, 0, 1, 1, 0]
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"batch_size": 1},
+        {"tau": 0},
+        {"perturbation": "wild"},
+        {"crop_scale_min": 1.5},
+        {"beta1": 1.0},
+        {"overcluster": 0},
+        {"lambda_info": -1},
+        {"no_such_setting": 1},
+        {"iterations": "many"},
+    ],
+)
+def test_bad_settings_are_user_errors(overrides):
+    with pytest.raises(HCTreeError):
+        make_config(C3GANSplitter, "tiny", overrides)
+
+
+def test_every_preset_is_valid():
+    for preset in C3GANSplitter.presets:
+        make_config(C3GANSplitter, preset)
+
+
+def test_unsupported_image_size_names_the_size_option():
+    images = torch.zeros(10, 1, 40, 40, dtype=torch.uint8)
+    config = make_config(C3GANSplitter, "tiny")
+    with pytest.raises(HCTreeError, match="--size 32"):
+        C3GANSplitter().run_stage("train", context(images, torch.ones(10), config))
