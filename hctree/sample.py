@@ -68,17 +68,18 @@ def sample_node(
 ) -> np.ndarray:
     """uint8 ``[n, C, H, W]`` images generated for ``node``.
 
-    A node that was split gets images from all its children's generators (``n``
-    shared evenly, child by child); any other node gets its parent's generator for
-    it. Raises HCTreeError if no models are stored for that split.
+    A node that was split (or is being split) gets images from all its children's
+    generators (``n`` shared evenly, child by child); any other node gets its parent's
+    generator for it. Raises HCTreeError if no models are stored for that split.
     """
     if n < 1:
         raise HCTreeError(f"the number of images must be at least 1, not {n}.")
     tree.node(node)  # HCTreeError for a name the tree does not have
     rec = tree.record.nodes[node]
-    if rec.children:
-        k = len(rec.children)
+    if rec.children or rec.status == "splitting":
+        k = len(rec.children) or int(rec.split_attrs.get("k", 2))
         per_child = generate_split(tree, node, math.ceil(n / k), seed, device)
+        k = per_child.shape[0]
         counts = [n // k + (j < n % k) for j in range(k)]
         return np.concatenate([per_child[j, :c] for j, c in enumerate(counts)])
     if rec.parent is None:

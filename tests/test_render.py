@@ -206,6 +206,19 @@ def test_sample_node_uses_all_children_or_the_parent_generator(fake_tree):
     assert bright.shape == (5, 1, 28, 28) and bright.mean() > 180
 
 
+def test_sample_node_of_a_split_in_progress(tmp_path, monkeypatch):
+    monkeypatch.setitem(base._REGISTRY, "fake", lambda: FakeSplitter)
+    path = make_tree(tmp_path, {})
+    record = read_tree(path)
+    record.attrs["splitter"] = "fake"
+    record.nodes["r"].status, record.nodes["r"].split_attrs = "splitting", {"k": 2}
+    models = {"G0": {"level": np.array(30.0)}, "G1": {"level": np.array(200.0)}}
+    write_tree(path, record, models={"r": models})
+    images = sample_node(open_tree(path), "r", n=6)
+    assert images.shape == (6, 1, 28, 28)
+    assert images[:3].mean() < 60 and images[3:].mean() > 180
+
+
 def test_sample_node_without_models_is_an_error(fake_tree):
     tree = open_tree(fake_tree)
     with pytest.raises(HCTreeError, match="no stored models"):
