@@ -86,8 +86,6 @@ def grow(
     """
     images = load_images(data, size=size, channels=channels, subset=subset, seed=seed)
     progress = TextProgress() if not quiet else None
-    if not quiet:
-        click.echo(images.describe(), err=True)
     tree = grow_tree(
         images,
         out,

@@ -267,6 +267,9 @@ def grow(
             record = _new_record(data, splitter, preset, config, seed or 0, branching or 2)
             out.parent.mkdir(parents=True, exist_ok=True)
             write_tree(out, record)
+        if _leaf_count(record) < leaves:
+            progress.message(data.describe())
+            progress.message(f"growing {out} to {leaves} leaves on {torch_device.type}")
         _grow_loop(
             record, out, data, cls(), config, leaves, torch_device, checkpoint_every, progress
         )

@@ -53,6 +53,7 @@ def make_tree(
         share = np.full((k, len(labels)), softness / max(k - 1, 1), np.float32)
         for j, classes in enumerate(groups):
             share[j, np.isin(labels, classes)] = 1.0 - softness
+        share[:, share.sum(0) == 0] = 1.0 / k  # classes outside every group split evenly
         share /= share.sum(0, keepdims=True)
         memberships = share * parent.membership
         parent.children = [child_name(parent_name, j) for j in range(k)]
