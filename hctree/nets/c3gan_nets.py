@@ -178,10 +178,10 @@ class C3Generator(nn.Module):
     ) -> dict[str, torch.Tensor]:
         bg = self.bg(z)
         mask, obj = self.fg(z, eps, onehot)
-        if theta is not None:
-            grid = F.affine_grid(theta.to(mask.dtype), list(mask.shape), align_corners=True)
-            mask = F.grid_sample(mask, grid, align_corners=True)
-            obj = F.grid_sample(obj, grid.to(obj.dtype), align_corners=True)
+        if theta is not None:  # resampled in float32 whatever the autocast precision
+            grid = F.affine_grid(theta.float(), list(mask.shape), align_corners=True)
+            mask = F.grid_sample(mask.float(), grid, align_corners=True)
+            obj = F.grid_sample(obj.float(), grid, align_corners=True)
         image = bg * (1 - mask) + obj * mask
         return {"bg": bg, "mask": mask, "object": obj, "image": image}
 

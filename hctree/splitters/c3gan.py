@@ -487,12 +487,12 @@ class C3GANSplitter:
         "cpu": {
             "iterations": 600, "batch_size": 48, "overcluster": 2, "g_width": 64,
             "g_res_blocks": 0, "d_width": 16, "h_dim": 64, "crop_scale_min": 0.4,
-            "lambda_entropy": 1.0, "bn_batches": 20,
+            "lr": 5e-4, "lambda_entropy": 2.0, "bn_batches": 20,
         },
         "tiny": {
-            "iterations": 120, "batch_size": 32, "overcluster": 2, "z_dim": 16, "cz_dim": 4,
+            "iterations": 60, "batch_size": 32, "overcluster": 2, "z_dim": 16, "cz_dim": 4,
             "g_width": 32, "g_res_blocks": 0, "d_width": 8, "h_dim": 32,
-            "crop_scale_min": 0.4, "lr": 1e-3, "lambda_entropy": 1.0, "bn_batches": 10,
+            "crop_scale_min": 0.4, "lr": 1e-3, "lambda_entropy": 2.0, "bn_batches": 10,
         },
     }  # fmt: skip
     max_branching: ClassVar[int | None] = None
