@@ -14,7 +14,8 @@ for generated images, the clustering network's softmax for real ones.
 Spectral normalisation is on every convolution and linear map of G and C (as the
 slcGAN paper states) and of D (as in BigGAN, on which the paper builds D); the two
 exceptions are the conditional batch-norm maps of G and C's last linear layer, which
-must be free to scale the logits so that the softmax can become confident.
+must be free to scale the logits so that the softmax can become confident; C's pooled
+features pass a (parameter-free, per-image) layer norm before that layer.
 Images are float ``[B, C, S, S]`` with S in 28, 32, 64, 128 and C = 1 or 3.
 """
 
@@ -162,15 +163,12 @@ class Discriminator(nn.Module):
 class Clusterer(nn.Module):
     """Clustering network C: ``images [B, C, S, S] -> (logits [B, K], features [B, F])``."""
 
-    def __init__(
-        self, size: int, channels: int, n_clusters: int, width: int, head_std: float = 1.0
-    ):
+    def __init__(self, size: int, channels: int, n_clusters: int, width: int):
         super().__init__()
         check_image_shape((channels, size, size))
         self.trunk, self.n_features = _encoder(size, channels, width)
         self.norm = nn.LayerNorm(self.n_features, elementwise_affine=False)
         self.head = nn.Linear(self.n_features, n_clusters)
-        nn.init.normal_(self.head.weight, std=head_std)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = F.relu(self.trunk(x)).mean(dim=(2, 3))

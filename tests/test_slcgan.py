@@ -1,0 +1,192 @@
+"""slcGAN splitter: separates trousers from bags, resumes bit-identically, predicts, generates."""
+
+from __future__ import annotations
+
+import copy
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hctree import engine
+from hctree.errors import HCTreeError, Interrupted
+from hctree.splitters.base import SplitContext, get_splitter, make_config
+from hctree.splitters.slcgan import SLCGANSplitter, augment, group_clusters
+
+torch.set_num_threads(1)
+
+DATA = Path("/usr/share/datasets/fashion-mnist")
+CPU = torch.device("cpu")
+
+
+class MemoryCheckpointer:
+    """Keeps one saved state in memory; ``due`` every ``every`` calls (0: never)."""
+
+    def __init__(self, state=None, every: int = 0):
+        self.state = state
+        self.every = every
+        self.calls = 0
+        self.saves = 0
+
+    def load(self):
+        return copy.deepcopy(self.state)
+
+    def due(self) -> bool:
+        self.calls += 1
+        return self.every > 0 and self.calls % self.every == 0
+
+    def save(self, state) -> None:
+        self.state = copy.deepcopy(state)
+        self.saves += 1
+
+
+def _idx(name: str, offset: int) -> np.ndarray:
+    with gzip.open(DATA / name) as f:
+        return np.frombuffer(f.read(), np.uint8, offset=offset)
+
+
+@pytest.fixture(scope="module")
+def data():
+    """900 trousers (1), 900 bags (8) and 100 T-shirts (0) outside the node (membership 0)."""
+    images = _idx("train-images-idx3-ubyte.gz", 16).reshape(-1, 1, 28, 28)
+    labels = _idx("train-labels-idx1-ubyte.gz", 8).astype(np.int64)
+    pick = [np.nonzero(labels == c)[0][:n] for c, n in ((1, 900), (8, 900), (0, 100))]
+    idx = np.concatenate(pick)
+    membership = torch.from_numpy((labels[idx] != 0).astype(np.float32))
+    return torch.from_numpy(images[idx].copy()), labels[idx], membership
+
+
+def _run(data, seed=0, checkpoint=None, should_stop=lambda: False, **overrides):
+    images, _, membership = data
+    config = make_config(SLCGANSplitter, "tiny", overrides)
+    ctx = SplitContext(
+        images=images,
+        membership=membership,
+        previous=None,
+        k=2,
+        config=config,
+        device=CPU,
+        seed=seed,
+        checkpoint=checkpoint or MemoryCheckpointer(),
+        should_stop=should_stop,
+    )
+    return SLCGANSplitter().run_stage("train", ctx)
+
+
+@pytest.fixture(scope="module")
+def first(data):
+    return _run(data)
+
+
+def _purity(assign: np.ndarray, labels: np.ndarray) -> float:
+    return sum(np.bincount(labels[assign == j]).max() for j in np.unique(assign)) / len(labels)
+
+
+def test_registered_and_one_stage():
+    cls = get_splitter("slcgan")
+    assert cls is SLCGANSplitter
+    assert cls().stages(make_config(cls, "tiny")) == ["train"]
+
+
+def test_separates_trousers_from_bags(data, first):
+    _, labels, membership = data
+    inside = membership.numpy() > 0
+    assign = first.memberships[:, inside].argmax(0)
+    assert _purity(assign, labels[inside]) >= 0.7
+    assert first.memberships.shape == (2, len(labels))
+    assert first.memberships.dtype == np.float32
+
+
+def test_children_sum_to_parent(data, first):
+    membership = data[2].numpy()
+    np.testing.assert_allclose(first.memberships.sum(0), membership, atol=1e-5)
+    assert (first.memberships[:, membership == 0] == 0).all()
+    fractions = [first.metrics[f"child{j}_mass_frac"] for j in range(2)]
+    assert sum(fractions) == pytest.approx(1.0)
+    assert {"d", "g_adv", "g_mi", "c_adv", "c_aug"} <= set(first.metrics)
+
+
+def test_models_hold_every_component(first):
+    assert {"generator", "discriminator", "clusterer", "grouping"} <= set(first.models)
+    grouping = first.models["grouping"]["cluster_to_child"]
+    assert grouping.dtype == np.int64 and grouping.tolist() == [0, 1]
+    assert all(isinstance(v, np.ndarray) for v in first.models["clusterer"].values())
+
+
+def test_same_seed_gives_identical_memberships(data, first):
+    again = _run(data)
+    assert np.array_equal(again.memberships, first.memberships)
+
+
+def test_interrupt_and_resume_is_bit_identical(data, first):
+    calls = {"n": 0}
+
+    def stop_at_seventh():
+        calls["n"] += 1
+        return calls["n"] == 7
+
+    checkpoint = MemoryCheckpointer(every=3)
+    with pytest.raises(Interrupted):
+        _run(data, checkpoint=checkpoint, should_stop=stop_at_seventh)
+    assert checkpoint.state["iteration"] == 7
+    resumed = _run(data, checkpoint=MemoryCheckpointer(state=checkpoint.state))
+    assert np.array_equal(resumed.memberships, first.memberships)
+
+
+def test_predict_reproduces_memberships(data, first):
+    images, _, membership = data
+    config = make_config(SLCGANSplitter, "tiny")
+    fn = SLCGANSplitter.predict(first.models, config, (1, 28, 28), CPU)
+    probs = engine.predict_in_batches(fn, images, batch=256)
+    np.testing.assert_allclose(probs.sum(1).numpy(), 1.0, atol=1e-5)
+    again = (probs * membership[:, None]).T.numpy()
+    np.testing.assert_allclose(again, first.memberships, atol=1e-5)
+
+
+def test_generate_shape_and_dtype(first):
+    config = make_config(SLCGANSplitter, "tiny")
+    images = SLCGANSplitter.generate(first.models, config, (1, 28, 28), 5, seed=3, device=CPU)
+    assert images.shape == (2, 5, 1, 28, 28) and images.dtype == torch.uint8
+    again = SLCGANSplitter.generate(first.models, config, (1, 28, 28), 5, seed=3, device=CPU)
+    assert torch.equal(images, again)
+
+
+def test_overclustering_groups_clusters_into_children(data):
+    result = _run(data, iters=3, overcluster=3, kmeans_restarts=2)
+    grouping = result.models["grouping"]["cluster_to_child"]
+    assert grouping.shape == (6,) and sorted(set(grouping.tolist())) == [0, 1]
+    np.testing.assert_allclose(result.memberships.sum(0), data[2].numpy(), atol=1e-5)
+
+
+def test_group_clusters_follows_prototype_blobs():
+    rng = np.random.default_rng(0)
+    prototypes = np.concatenate([rng.normal(0, 0.1, (4, 3)), rng.normal(5, 0.1, (3, 3))])
+    mass = np.array([1.0, 2.0, 0.5, 1.0, 3.0, 0.1, 1.0])
+    groups = group_clusters(prototypes, mass, 2, seed=1)
+    assert len(set(groups[:4])) == 1 and len(set(groups[4:])) == 1 and groups[0] != groups[4]
+    three = group_clusters(prototypes, mass, 3, seed=1)
+    assert sorted(set(three.tolist())) == [0, 1, 2]
+
+
+def test_augment_is_seeded_and_changes_images(data):
+    x = engine.to_unit(data[0][:8])
+    a = augment(x, engine.make_generator(5, CPU), 0.7, 0.3, True)
+    b = augment(x, engine.make_generator(5, CPU), 0.7, 0.3, True)
+    assert a.shape == x.shape and torch.equal(a, b)
+    assert a.min() >= -1 and a.max() <= 1 and not torch.allclose(a, x)
+
+
+@pytest.mark.parametrize(
+    "key, value", [("iters", 0), ("lr_c", -1.0), ("crop_min", 1.5), ("overcluster", 0)]
+)
+def test_bad_settings_raise(key, value):
+    with pytest.raises(HCTreeError, match=key):
+        make_config(SLCGANSplitter, "tiny", {key: value})
+
+
+def test_unsupported_image_size_names_the_size_to_pass():
+    config = make_config(SLCGANSplitter, "tiny")
+    with pytest.raises(HCTreeError, match="--size 32"):
+        SLCGANSplitter.predict({}, config, (1, 40, 40), CPU)
