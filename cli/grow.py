@@ -57,6 +57,9 @@ def parse_settings(pairs: tuple[str, ...]) -> dict[str, str]:
     show_default=True,
     help="Seconds between mid-stage checkpoints.",
 )
+@click.option(
+    "--threads", type=int, default=None, help="CPU threads [default: $HCTREE_THREADS or all cores]."
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 def grow(
     data,
@@ -72,6 +75,7 @@ def grow(
     channels,
     subset,
     checkpoint_every,
+    threads,
     quiet,
 ) -> None:
     """Grow a clustering tree over the images in DATA, or resume the one in --out.
@@ -98,6 +102,7 @@ def grow(
         branching=branching,
         checkpoint_every=checkpoint_every,
         progress=progress,
+        threads=threads,
     )
     click.echo(f"{out}: {len(tree.leaves)} leaves")
     if tree.labels is not None:

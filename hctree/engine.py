@@ -30,9 +30,21 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def configure_threads() -> None:
-    """Use every core for CPU math (PyTorch's default can be lower in containers)."""
-    torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
+def configure_threads(threads: int | None = None) -> int:
+    """Set PyTorch's CPU threads: ``threads``, else ``$HCTREE_THREADS``, else every core.
+
+    Returns the number set. On a machine busy with other work, fewer threads than
+    cores can be much faster (threads spin while they wait for a core).
+    """
+    if threads is None:
+        env = os.environ.get("HCTREE_THREADS", "").strip()
+        if env and not env.isdigit():
+            raise HCTreeError(f"HCTREE_THREADS must be a whole number, not {env!r}.")
+        threads = int(env) if env else len(os.sched_getaffinity(0))
+    if threads < 1:
+        raise HCTreeError(f"the number of threads must be at least 1, not {threads}.")
+    torch.set_num_threads(threads)
+    return threads
 
 
 def derive_seed(*parts: Any) -> int:

@@ -230,12 +230,14 @@ def grow(
     branching: int | None = None,
     checkpoint_every: float = 60.0,
     progress: Progress | None = None,
+    threads: int | None = None,
 ) -> Tree:
     """Grow (or resume growing) the tree in ``out`` until it has ``leaves`` leaves.
 
     A new file is created when ``out`` does not exist; otherwise the stored tree is
     continued, and options that contradict it raise HCTreeError. SIGINT/SIGTERM stop
-    after a checkpoint (``hctree.errors.Interrupted``); rerunning resumes.
+    after a checkpoint (``hctree.errors.Interrupted``); rerunning resumes. ``threads``
+    sets PyTorch's CPU threads (default: ``$HCTREE_THREADS`` or every core).
     """
     out = Path(out)
     progress = progress or NullProgress()
@@ -252,6 +254,8 @@ def grow(
         )
     if checkpoint_every < 0:
         raise HCTreeError("--checkpoint-every must be zero or more seconds.")
+    if torch_device.type == "cpu":
+        configure_threads(threads)
     with WriterLock(out):
         if out.exists():
             record = read_tree(out)
@@ -289,8 +293,6 @@ def _grow_loop(
 ) -> None:
     if _leaf_count(record) >= target:
         return
-    if device.type == "cpu":
-        configure_threads()
     images = torch.from_numpy(data.images).to(device)
     seed = int(record.attrs["seed"])
     stop = StopFlag()
