@@ -2,7 +2,9 @@
 
 Splits the root (all-ones membership) of the chosen images into ``--k`` children with
 one preset and prints the seconds spent, iterations per second, the child masses and
-the purity (size-weighted majority-class fraction of the argmax children).
+the purity (size-weighted majority-class fraction of the argmax children) and how
+well whole classes stay together (``class_kept_together``: the mean over classes of
+the largest fraction of the class that one child receives; 1.0 = no class is cut).
 
     .venv/bin/python bench/c3gan_split.py --preset tiny --classes 1,8 --per-class 900
     .venv/bin/python bench/c3gan_split.py --preset cpu --random 10000
@@ -54,6 +56,14 @@ def purity(assign: np.ndarray, labels: np.ndarray) -> float:
     return sum(np.bincount(labels[assign == j]).max() for j in np.unique(assign)) / len(assign)
 
 
+def class_shares(assign: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """float ``[classes, k]``: the fraction of each class's images sent to each child."""
+    counts = np.stack(
+        [np.bincount(labels[assign == j], minlength=labels.max() + 1) for j in range(k)]
+    )
+    return (counts / np.maximum(counts.sum(0), 1)).T
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="cpu", choices=sorted(C3GANSplitter.presets))
@@ -95,6 +105,9 @@ def main() -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
+    assign = result.memberships.argmax(0)
+    shares = class_shares(assign, labels, args.k)
+    present = np.bincount(labels) > 0
     masses = ", ".join(f"{result.metrics[f'mass_fraction_{j}']:.3f}" for j in range(args.k))
     print(
         f"c3gan preset={args.preset} n={len(rows)} k={args.k} device={device} "
@@ -102,8 +115,10 @@ def main() -> None:
     )
     print(
         f"seconds={seconds:.1f} it/s={config.iterations / seconds:.1f} "
-        f"purity={purity(result.memberships.argmax(0), labels):.3f} masses=[{masses}]"
+        f"purity={purity(assign, labels):.3f} masses=[{masses}] "
+        f"class_kept_together={shares[present].max(1).mean():.3f}"
     )
+    print("share of each class sent to child 0:", np.round(shares[present, 0], 2).tolist())
 
 
 if __name__ == "__main__":
