@@ -12,7 +12,13 @@ import torch
 from hctree.errors import HCTreeError, Interrupted
 from hctree.splitters import get_splitter, make_config
 from hctree.splitters.base import SplitContext
-from hctree.splitters.c3gan import C3GANSplitter, augment, perturbation_theta, ward_groups
+from hctree.splitters.c3gan import (
+    C3GANSplitter,
+    augment,
+    build_models,
+    perturbation_theta,
+    ward_groups,
+)
 
 CPU = torch.device("cpu")
 
@@ -172,6 +178,24 @@ def test_interrupt_and_resume_is_bit_identical(small, stop_at):
     assert whole.metrics == resumed.metrics
     for name, params in whole.models["discriminator"].items():
         assert np.array_equal(params, resumed.models["discriminator"][name]), name
+
+
+@pytest.mark.parametrize(
+    "shape", [(1, 28, 28), (1, 32, 32), (3, 32, 32), (3, 64, 64), (3, 128, 128)]
+)
+def test_networks_fit_every_supported_size(shape):
+    config = make_config(C3GANSplitter, "tiny")
+    gen_net, disc = build_models(config, shape, 4)
+    gen_net.eval()
+    codes = torch.nn.functional.one_hot(torch.tensor([0, 3]), 4).float()
+    theta = perturbation_theta(2, "strong", torch.Generator().manual_seed(0), CPU)
+    with torch.no_grad():
+        out = gen_net(torch.randn(2, config.z_dim), torch.randn(2, config.cz_dim), codes, theta)
+        r, h = disc(out["image"])
+    assert out["image"].shape == (2, *shape) and out["mask"].shape == (2, 1, *shape[1:])
+    assert out["image"].abs().max() <= 1 and 0 <= out["mask"].min() <= out["mask"].max() <= 1
+    assert r.shape == (2,) and h.shape == (2, config.h_dim)
+    assert disc.centroids().shape == (4, config.h_dim)
 
 
 def test_perturbation_ranges_follow_the_paper():

@@ -95,11 +95,10 @@ class Config:
             raise HCTreeError(f"setting g_res_blocks must be 0 or more, not {self.g_res_blocks}.")
         if not (self.tau > 0 and self.lr > 0):
             raise HCTreeError("settings tau and lr must be positive numbers.")
-        for name in ("lambda_info", "lambda_info_fg", "lambda_contrast", "lambda_entropy"):
+        weights = ("lambda_info", "lambda_info_fg", "lambda_contrast", "lambda_entropy")
+        for name in (*weights, "lambda_mask"):
             if getattr(self, name) < 0:
                 raise HCTreeError(f"setting {name} must be 0 or more, not {getattr(self, name)}.")
-        if self.lambda_mask < 0:
-            raise HCTreeError(f"setting lambda_mask must be 0 or more, not {self.lambda_mask}.")
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
             raise HCTreeError("settings beta1 and beta2 must lie in [0, 1).")
         if self.perturbation not in PERTURBATIONS:
@@ -392,23 +391,18 @@ def ward_groups(points: np.ndarray, mass: np.ndarray, k: int) -> np.ndarray:
     the weighted within-group sum of squares. Ties go to the lowest indices.
     Returns int64 ``[Y]`` group ids in ``0..k-1``, numbered by first member.
     """
-    y = len(points)
-    labels = np.arange(y)
-    centre = {i: points[i].astype(np.float64) for i in range(y)}
-    weight = {i: float(mass[i]) + 1e-12 for i in range(y)}
-    while len(centre) > k:
-        best, pair = math.inf, (0, 0)
-        keys = sorted(centre)
-        for ai, a in enumerate(keys):
-            for b in keys[ai + 1 :]:
-                wa, wb = weight[a], weight[b]
-                cost = wa * wb / (wa + wb) * float(((centre[a] - centre[b]) ** 2).sum())
-                if cost < best:
-                    best, pair = cost, (a, b)
-        a, b = pair
-        wa, wb = weight[a], weight.pop(b)
-        centre[a] = (wa * centre[a] + wb * centre.pop(b)) / (wa + wb)
-        weight[a] = wa + wb
+    centre = points.astype(np.float64).copy()
+    weight = mass.astype(np.float64) + 1e-12
+    alive = np.ones(len(points), dtype=bool)
+    labels = np.arange(len(points))
+    while alive.sum() > k:
+        dist = ((centre[:, None, :] - centre[None, :, :]) ** 2).sum(-1)
+        cost = weight[:, None] * weight[None, :] / (weight[:, None] + weight[None, :]) * dist
+        usable = np.triu(alive[:, None] & alive[None, :], k=1)
+        a, b = np.unravel_index(np.argmin(np.where(usable, cost, np.inf)), cost.shape)
+        centre[a] = (weight[a] * centre[a] + weight[b] * centre[b]) / (weight[a] + weight[b])
+        weight[a] += weight[b]
+        alive[b] = False
         labels[labels == b] = a
     _, ids = np.unique(labels, return_inverse=True)
     return ids.astype(np.int64)
