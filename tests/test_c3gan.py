@@ -16,6 +16,9 @@ from hctree.splitters.c3gan import (
     C3GANSplitter,
     augment,
     build_models,
+    entropy_regulariser,
+    mask_regulariser,
+    nt_xent,
     perturbation_theta,
     ward_groups,
 )
@@ -196,6 +199,20 @@ def test_networks_fit_every_supported_size(shape):
     assert out["image"].abs().max() <= 1 and 0 <= out["mask"].min() <= out["mask"].max() <= 1
     assert r.shape == (2,) and h.shape == (2, config.h_dim)
     assert disc.centroids().shape == (4, config.h_dim)
+
+
+def test_losses_reward_what_the_paper_asks_for():
+    feats = torch.eye(8)
+    assert nt_xent(feats, feats, 0.1) < 1e-3 < nt_xent(feats, feats.roll(1, 0), 0.1)
+    confident_balanced = torch.eye(4).repeat(2, 1) * 50
+    confident_collapsed = torch.zeros(8, 4)
+    confident_collapsed[:, 0] = 50
+    assert entropy_regulariser(confident_balanced) < 1e-6
+    assert abs(entropy_regulariser(torch.zeros(8, 4)) - np.log(4)) < 1e-5
+    assert abs(entropy_regulariser(confident_collapsed) - np.log(4)) < 1e-5
+    hard = (torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(0)) > 0.5).float()
+    assert mask_regulariser(hard) < 1e-3 < mask_regulariser(torch.full((4, 1, 8, 8), 0.5))
+    assert mask_regulariser(torch.zeros(4, 1, 8, 8)) > 0.09  # a mask must cover >= 10%
 
 
 def test_perturbation_ranges_follow_the_paper():

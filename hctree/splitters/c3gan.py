@@ -193,7 +193,7 @@ def nt_xent(h1: torch.Tensor, h2: torch.Tensor, tau: float) -> torch.Tensor:
     sim = feats @ feats.T / tau
     n = h1.shape[0]
     sim = sim.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=sim.device), float("-inf"))
-    target = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(sim.device)
+    target = torch.arange(2 * n, device=sim.device).roll(n)
     return F.cross_entropy(sim, target)
 
 
