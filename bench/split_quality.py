@@ -4,7 +4,8 @@ Runs the stages of one split of the root (all-ones membership) directly, without
 tree file, and prints per stage: seconds, iterations per second, child masses,
 purity (share of each child's mass held by its majority class, mass-weighted) and
 for every class the fraction of its mass that went to child 0 (a good root split
-sends whole classes one way: values near 0 or 1).
+sends whole classes one way: values near 0 or 1) and *whole*, the mass-weighted
+share of each class that went to its main child (1.0: no class was cut).
 
     .venv/bin/python bench/split_quality.py --preset cpu --random 10000
     .venv/bin/python bench/split_quality.py --preset tiny --classes 1,8 --per-class 1000
@@ -78,10 +79,11 @@ def describe(children: np.ndarray, labels: np.ndarray, n_classes: int) -> str:
     )
     hard_purity = hard.max(1).sum() / max(hard.sum(), 1)
     to_first = per[0] / np.maximum(per.sum(0), 1e-9)
+    whole = per.max(0).sum() / per.sum()  # share of each class's mass in its main child
     present = per.sum(0) > 0
     shares = " ".join(f"{c}:{to_first[c]:.2f}" for c in range(n_classes) if present[c])
     masses = " ".join(f"{m:.0f}" for m in children.sum(1))
-    return f"purity {purity:.3f} (hard {hard_purity:.3f})  masses {masses}  to child 0: {shares}"
+    return f"purity {purity:.3f} (hard {hard_purity:.3f})  whole {whole:.3f}  masses {masses}  to child 0: {shares}"
 
 
 def main() -> None:

@@ -18,7 +18,14 @@ from hctree.splitters.hcmgan import HCMGANSplitter
 CPU = torch.device("cpu")
 TROUSER, BAG = 1, 8
 # a few iterations only: enough to exercise every code path quickly
-QUICK = {"raw_iters": 8, "refine_iters": 6, "refinements": 1, "log_every": 4}
+QUICK = {
+    "raw_iters": 8,
+    "refine_iters": 6,
+    "refinements": 1,
+    "log_every": 4,
+    "width_g": 8,
+    "width_d": 8,
+}
 
 
 @pytest.fixture(autouse=True)

@@ -20,6 +20,7 @@ from hctree.errors import HCTreeError
 
 SIZES = (28, 32, 64)
 NORMS = ("layer_norm", "spectral_norm", "none")
+G_NORMS = ("none", "batch_norm")
 
 # size -> (side of the generator's first map, number of stride-2 stages)
 _LAYOUT = {28: (7, 2), 32: (8, 2), 64: (8, 3)}
@@ -45,13 +46,25 @@ def _up_padding(kernel: int) -> tuple[int, int]:
 
 
 class Generator(nn.Module):
-    """Latent float ``[B, latent_dim]`` -> image float ``[B, C, S, S]`` in [-1, 1] (tanh)."""
+    """Latent float ``[B, latent_dim]`` -> image float ``[B, C, S, S]`` in [-1, 1] (tanh).
+
+    ``norm`` "none" is the reference; "batch_norm" adds BatchNorm after each hidden
+    transposed convolution (DCGAN's choice, faster to learn on short budgets).
+    """
 
     def __init__(
-        self, size: int, channels: int, latent_dim: int = 100, width: int = 128, kernel: int = 4
+        self,
+        size: int,
+        channels: int,
+        latent_dim: int = 100,
+        width: int = 128,
+        kernel: int = 4,
+        norm: str = "none",
     ):
         super().__init__()
         check_image_shape((channels, size, size))
+        if norm not in G_NORMS:
+            raise HCTreeError(f"unknown generator norm {norm!r}; use one of {', '.join(G_NORMS)}.")
         first, stages = _LAYOUT[size]
         top = width * 2 ** (stages - 1)
         self.latent_dim = latent_dim
@@ -66,6 +79,8 @@ class Generator(nn.Module):
             layers.append(
                 nn.ConvTranspose2d(c_in, c_out, kernel, 2, padding, output_padding=output_padding)
             )
+            if not last and norm == "batch_norm":
+                layers.append(nn.BatchNorm2d(c_out))
             layers.append(nn.Tanh() if last else nn.ReLU(True))
         self.upsample = nn.Sequential(*layers)
 

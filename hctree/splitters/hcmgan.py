@@ -35,7 +35,7 @@ from torch import nn
 
 from hctree import engine
 from hctree.errors import HCTreeError, Interrupted
-from hctree.nets.dcgan import NORMS, Discriminator, Generator, check_image_shape
+from hctree.nets.dcgan import G_NORMS, NORMS, Discriminator, Generator, check_image_shape
 from hctree.splitters.base import ModelState, SplitContext, StageResult
 
 
@@ -48,6 +48,7 @@ class Config:
     kernel_g: int = 4
     kernel_d: int = 5
     norm_d: str = "layer_norm"  # layer_norm | spectral_norm | none
+    norm_g: str = "none"  # none | batch_norm
     latent_dim: int = 100
     batch_real: int = 100  # real images per discriminator per iteration
     batch_gen: int = 100  # generated images per generator per iteration
@@ -83,6 +84,8 @@ class Config:
                 raise HCTreeError(f"setting {name} must be between 3 and 7.")
         if self.norm_d not in NORMS:
             raise HCTreeError(f"setting norm_d must be one of {', '.join(NORMS)}.")
+        if self.norm_g not in G_NORMS:
+            raise HCTreeError(f"setting norm_g must be one of {', '.join(G_NORMS)}.")
         for name in ("lr_d", "lr_c", "lr_g"):
             if not getattr(self, name) > 0:
                 raise HCTreeError(f"setting {name} must be a positive learning rate.")
@@ -106,29 +109,28 @@ class Config:
             raise HCTreeError("setting collapse_loss must be >= 0 (0 disables the check).")
 
 
+# Short budgets (cpu, tiny) learn much faster with BatchNorm in the generators, 3x3
+# discriminator kernels, ten times the paper's learning rates and less instance noise;
+# chosen with bench/split_quality.py (numbers in docs/presets.md).
+_SMALL = {
+    "width_g": 16,
+    "width_d": 16,
+    "kernel_d": 3,
+    "norm_g": "batch_norm",
+    "latent_dim": 32,
+    "batch_real": 32,
+    "batch_gen": 32,
+    "lr_d": 1e-3,
+    "lr_c": 1e-3,
+    "lr_g": 2e-3,
+    "noise": 0.5,
+}
+
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
-    "fast": {"raw_epochs": 30.0, "refine_epochs": 15.0, "refinements": 3},
-    "cpu": {
-        "width_g": 32,
-        "width_d": 32,
-        "batch_real": 64,
-        "batch_gen": 64,
-        "raw_iters": 400,
-        "refine_iters": 300,
-        "refinements": 2,
-    },
-    "tiny": {
-        "width_g": 8,
-        "width_d": 8,
-        "latent_dim": 16,
-        "batch_real": 32,
-        "batch_gen": 32,
-        "raw_iters": 120,
-        "refine_iters": 80,
-        "refinements": 1,
-        "log_every": 10,
-    },
+    "fast": {"norm_g": "batch_norm", "raw_epochs": 20.0, "refine_epochs": 10.0, "refinements": 3},
+    "cpu": {**_SMALL, "raw_iters": 800, "refine_iters": 300, "refinements": 2},
+    "tiny": {**_SMALL, "raw_iters": 200, "refine_iters": 100, "refinements": 1, "log_every": 10},
 }
 
 
@@ -175,7 +177,7 @@ def _build_modules(
 ) -> tuple[nn.ModuleList, nn.ModuleList]:
     channels, size = check_image_shape(image_shape)
     gens = nn.ModuleList(
-        Generator(size, channels, config.latent_dim, config.width_g, config.kernel_g)
+        Generator(size, channels, config.latent_dim, config.width_g, config.kernel_g, config.norm_g)
         for _ in range(k)
     )
     discs = nn.ModuleList(
