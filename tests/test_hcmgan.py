@@ -348,3 +348,11 @@ def test_unsupported_image_size_is_a_user_error() -> None:
     images = torch.zeros(10, 1, 20, 20, dtype=torch.uint8)
     with pytest.raises(HCTreeError, match="--size"):
         HCMGANSplitter().run_stage("raw", context(images, torch.ones(10)))
+
+
+def test_refining_an_empty_child_keeps_the_split(small) -> None:
+    parent = torch.ones(len(small))
+    previous = torch.stack([parent, torch.zeros(len(small))])
+    result = HCMGANSplitter().run_stage("refine1", context(small, parent, previous))
+    assert result.stop and result.models == {}
+    np.testing.assert_array_equal(result.memberships, previous.numpy())

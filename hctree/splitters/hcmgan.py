@@ -17,8 +17,9 @@ node's mass in real images once. ``raw_iters`` / ``refine_iters`` > 0 replace th
 epoch budgets by fixed iteration counts. Instance noise (``x + x * eps * sigma``)
 decays linearly from ``noise`` to zero over each stage.
 
-Deviation from the reference, for speed: within one iteration all groups are
-updated on the same generated batch (the reference draws a fresh batch per group).
+Departures from the reference: within one iteration all groups are updated on the
+same generated batch (the reference draws a fresh batch per group); C's step reuses
+the trunk features of D's step; latents are standard normal (not uniform); k >= 2.
 """
 
 from __future__ import annotations
@@ -396,6 +397,10 @@ class HCMGANSplitter:
         if stage != "raw" and not refine:
             raise ValueError(f"unknown HC-MGAN stage {stage!r}")
         config: Config = ctx.config
+        if refine and bool((ctx.previous.sum(1) <= 0).any()):
+            ctx.progress.message(f"{ctx.node} {stage}: a child is empty; nothing to refine.")
+            keep = ctx.previous.detach().float().cpu().numpy()
+            return StageResult(keep, {}, {"attempts": 0.0, "collapsed": 1.0}, stop=True)
         saved = ctx.checkpoint.load()
         attempt = int(saved["attempt"]) if saved is not None else 0
         while True:
