@@ -367,7 +367,9 @@ def _split(
         final = result.stop or stage == stages[-1]
         if final:
             _finish_split(record, node, memberships, stage)
-        write_tree(out, record, models={node.name: result.models})
+        # a stage that keeps the previous split (e.g. a collapsed refinement) returns no
+        # models; the previous stage's networks then stay the split's models
+        write_tree(out, record, models={node.name: result.models} if result.models else None)
         clear_checkpoint(out)
         if final:
             progress.message(describe_split(record, node))
