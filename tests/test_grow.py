@@ -204,3 +204,21 @@ def test_stored_attributes(data, tmp_path):
     assert json.loads(attrs["config_json"]) == {"steps": 10, "stages": 2}
     assert json.loads(attrs["data_spec"])["path"].endswith("d.npz")
     assert attrs["dataset_fingerprint"] == data.fingerprint
+
+
+def test_a_stage_without_models_keeps_the_previous_stage_networks(data, tmp_path, monkeypatch):
+    original = ProjectionSplitter.run_stage
+
+    def keep_previous_split(self, stage, ctx):
+        if stage == "s1":  # like a refinement that collapsed: the split stays as it was
+            return StageResult(ctx.previous.clone(), {}, {"collapsed": 1.0}, stop=True)
+        return original(self, stage, ctx)
+
+    monkeypatch.setattr(ProjectionSplitter, "run_stage", keep_previous_split)
+    tree = grow_p(data, tmp_path / "t.h5", 2)
+    record = read_tree(tmp_path / "t.h5")
+    assert list(record.nodes["r"].stages) == ["s0", "s1"]
+    np.testing.assert_array_equal(
+        record.nodes["r"].stages["s1"].memberships, record.nodes["r"].stages["s0"].memberships
+    )
+    assert set(tree.models("r")) == {"w"}
