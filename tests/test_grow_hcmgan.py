@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hctree.assign import agreement
 from hctree.data import load_images
 from hctree.grow import grow
 from hctree.metrics import purity
@@ -72,6 +73,10 @@ def test_three_leaf_tree_end_to_end(three_classes, tmp_path):
     # three visually distinct classes: even a tiny budget separates most of them
     assert purity(data.labels, tree.assignments()) > 0.6
     assert not checkpoint_path(tmp_path / "t.h5").exists()
+    # the stored split classifiers route the training images to their stored leaves
+    routed = tree.assign(data, device="cpu")
+    np.testing.assert_allclose(routed, tree.memberships(), atol=1e-4)
+    assert agreement(tree, routed) >= 0.95
 
 
 def test_sigkill_at_random_moments_resumes_to_the_same_tree(three_classes, tmp_path):
