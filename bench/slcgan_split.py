@@ -2,8 +2,11 @@
 
     .venv/bin/python bench/slcgan_split.py --preset cpu --classes 1,8 --per-class 1000
     .venv/bin/python bench/slcgan_split.py --preset fast --device cuda --per-class 5000
+    .venv/bin/python bench/slcgan_split.py --preset cpu --subset 10000 --k 2
 
-Prints seconds, argmax purity of the two children and their mass fractions.
+Prints seconds, argmax purity of the children, their mass fractions and, with
+``--subset`` (a random subset of all ten classes, a root split), each class's share
+in each child.
 """
 
 from __future__ import annotations
@@ -44,6 +47,16 @@ def load_classes(classes: list[int], per_class: int) -> tuple[torch.Tensor, np.n
     return torch.from_numpy(images[idx].copy()), labels[idx]
 
 
+def load_subset(n: int, seed: int) -> tuple[torch.Tensor, np.ndarray]:
+    """``n`` images drawn at random (without replacement) from the whole training set."""
+    with gzip.open(DATA / "train-images-idx3-ubyte.gz") as f:
+        images = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28)
+    with gzip.open(DATA / "train-labels-idx1-ubyte.gz") as f:
+        labels = np.frombuffer(f.read(), np.uint8, offset=8).astype(np.int64)
+    idx = np.sort(np.random.default_rng(seed).choice(len(labels), n, replace=False))
+    return torch.from_numpy(images[idx].copy()), labels[idx]
+
+
 def purity(assign: np.ndarray, labels: np.ndarray) -> float:
     return sum(np.bincount(labels[assign == j]).max() for j in np.unique(assign)) / len(labels)
 
@@ -53,6 +66,8 @@ def main() -> None:
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--classes", default="1,8")
     parser.add_argument("--per-class", type=int, default=1000)
+    parser.add_argument("--subset", type=int, default=0, help="random images of all classes")
+    parser.add_argument("--k", type=int, default=2, help="children (with --subset)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
@@ -65,13 +80,18 @@ def main() -> None:
     else:
         engine.configure_threads()
     classes = [int(c) for c in args.classes.split(",")]
-    images, labels = load_classes(classes, args.per_class)
+    if args.subset:
+        images, labels = load_subset(args.subset, args.seed)
+        k = args.k
+    else:
+        images, labels = load_classes(classes, args.per_class)
+        k = len(classes)
     config = make_config(SLCGANSplitter, args.preset, dict(s.split("=", 1) for s in args.set))
     ctx = SplitContext(
         images=images.to(device),
         membership=torch.ones(len(labels), device=device),
         previous=None,
-        k=len(classes),
+        k=k,
         config=config,
         device=device,
         seed=args.seed,
@@ -80,11 +100,16 @@ def main() -> None:
     start = time.perf_counter()
     result = SLCGANSplitter().run_stage("train", ctx)
     seconds = time.perf_counter() - start
-    fractions = [round(result.metrics[f"child{j}_mass_frac"], 3) for j in range(len(classes))]
+    fractions = [round(result.metrics[f"child{j}_mass_frac"], 3) for j in range(k)]
     print(
         f"preset={args.preset} device={device} n={len(labels)} seconds={seconds:.1f} "
         f"purity={purity(result.memberships.argmax(0), labels):.3f} mass={fractions}"
     )
+    if args.subset:
+        assign = result.memberships.argmax(0)
+        for c in np.unique(labels):
+            share = np.bincount(assign[labels == c], minlength=k) / (labels == c).sum()
+            print(f"class {c}: " + " ".join(f"{v:.2f}" for v in share))
 
 
 if __name__ == "__main__":

@@ -77,7 +77,17 @@ def _run(data, seed=0, checkpoint=None, should_stop=lambda: False, **overrides):
 
 @pytest.fixture(scope="module")
 def first(data):
+    """One full ``tiny`` split of the node, shared by the assertions on its result."""
     return _run(data)
+
+
+SHORT = {"iters": 12}
+
+
+@pytest.fixture(scope="module")
+def short(data):
+    """A 12-iteration split: the reference for the determinism and resume tests."""
+    return _run(data, **SHORT)
 
 
 def _purity(assign: np.ndarray, labels: np.ndarray) -> float:
@@ -94,7 +104,7 @@ def test_separates_trousers_from_bags(data, first):
     _, labels, membership = data
     inside = membership.numpy() > 0
     assign = first.memberships[:, inside].argmax(0)
-    assert _purity(assign, labels[inside]) >= 0.7
+    assert _purity(assign, labels[inside]) >= 0.85
     assert first.memberships.shape == (2, len(labels))
     assert first.memberships.dtype == np.float32
 
@@ -115,12 +125,14 @@ def test_models_hold_every_component(first):
     assert all(isinstance(v, np.ndarray) for v in first.models["clusterer"].values())
 
 
-def test_same_seed_gives_identical_memberships(data, first):
-    again = _run(data)
-    assert np.array_equal(again.memberships, first.memberships)
+def test_same_seed_gives_identical_memberships(data, short):
+    again = _run(data, **SHORT)
+    assert np.array_equal(again.memberships, short.memberships)
+    other = _run(data, seed=1, iters=2)
+    assert not np.array_equal(other.memberships, short.memberships)
 
 
-def test_interrupt_and_resume_is_bit_identical(data, first):
+def test_interrupt_and_resume_is_bit_identical(data, short):
     calls = {"n": 0}
 
     def stop_at_seventh():
@@ -129,10 +141,10 @@ def test_interrupt_and_resume_is_bit_identical(data, first):
 
     checkpoint = MemoryCheckpointer(every=3)
     with pytest.raises(Interrupted):
-        _run(data, checkpoint=checkpoint, should_stop=stop_at_seventh)
+        _run(data, checkpoint=checkpoint, should_stop=stop_at_seventh, **SHORT)
     assert checkpoint.state["iteration"] == 7
-    resumed = _run(data, checkpoint=MemoryCheckpointer(state=checkpoint.state))
-    assert np.array_equal(resumed.memberships, first.memberships)
+    resumed = _run(data, checkpoint=MemoryCheckpointer(state=checkpoint.state), **SHORT)
+    assert np.array_equal(resumed.memberships, short.memberships)
 
 
 def test_predict_reproduces_memberships(data, first):
@@ -179,7 +191,15 @@ def test_augment_is_seeded_and_changes_images(data):
 
 
 @pytest.mark.parametrize(
-    "key, value", [("iters", 0), ("lr_c", -1.0), ("crop_min", 1.5), ("overcluster", 0)]
+    "key, value",
+    [
+        ("iters", 0),
+        ("lr_c", -1.0),
+        ("crop_min", 1.5),
+        ("overcluster", 0),
+        ("lambda_balance", -1.0),
+        ("target_temp", 0.0),
+    ],
 )
 def test_bad_settings_raise(key, value):
     with pytest.raises(HCTreeError, match=key):

@@ -9,7 +9,9 @@ for generated images, the clustering network's softmax for real ones.
 - :class:`Discriminator` ``(images, y) -> (u [B], s [B])``: ``u`` is the unary (image
   only) score, ``s`` the joint score ``psi(phi(x)) + <V y, phi(x)>`` of a projection
   discriminator.
-- :class:`Clusterer` ``images -> (logits [B, K], features [B, F])``.
+- :class:`Clusterer` ``images -> (logits [B, K], features [B, F])``; features are the
+  trunk's spatial mean, or with ``flatten`` its whole base-resolution map (F = its channels
+  x 7 x 7 at 28 px, x 4 x 4 otherwise), which keeps the image layout.
 
 Spectral normalisation is on every convolution and linear map of G and C (as the
 slcGAN paper states) and of D (as in BigGAN, on which the paper builds D); the two
@@ -163,13 +165,25 @@ class Discriminator(nn.Module):
 class Clusterer(nn.Module):
     """Clustering network C: ``images [B, C, S, S] -> (logits [B, K], features [B, F])``."""
 
-    def __init__(self, size: int, channels: int, n_clusters: int, width: int):
+    def __init__(
+        self,
+        size: int,
+        channels: int,
+        n_clusters: int,
+        width: int,
+        flatten: bool = False,
+    ):
         super().__init__()
         check_image_shape((channels, size, size))
         self.trunk, self.n_features = _encoder(size, channels, width)
+        self.flatten = flatten
+        if flatten:
+            base = 7 if size == 28 else 4
+            self.n_features *= base * base
         self.norm = nn.LayerNorm(self.n_features, elementwise_affine=False)
         self.head = nn.Linear(self.n_features, n_clusters)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        features = F.relu(self.trunk(x)).mean(dim=(2, 3))
+        h = F.relu(self.trunk(x))
+        features = h.flatten(1) if self.flatten else h.mean(dim=(2, 3))
         return self.head(self.norm(features)), features
