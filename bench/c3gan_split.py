@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Any
 
 import numpy as np
 import torch
@@ -26,19 +25,8 @@ import torch
 from hctree import engine
 from hctree.data import load_images
 from hctree.splitters import make_config
-from hctree.splitters.base import NullProgress, SplitContext
+from hctree.splitters.base import MemoryCheckpointer, NullProgress, SplitContext
 from hctree.splitters.c3gan import C3GANSplitter
-
-
-class NoCheckpoint:
-    def load(self) -> dict[str, Any] | None:
-        return None
-
-    def due(self) -> bool:
-        return False
-
-    def save(self, state: dict[str, Any]) -> None:
-        pass
 
 
 def choose_rows(labels: np.ndarray, args: argparse.Namespace) -> np.ndarray:
@@ -97,7 +85,7 @@ def main() -> None:
         config=config,
         device=device,
         seed=args.seed,
-        checkpoint=NoCheckpoint(),
+        checkpoint=MemoryCheckpointer(),
         progress=NullProgress(),
     )
     start = time.perf_counter()

@@ -20,21 +20,10 @@ import numpy as np
 import torch
 
 from hctree import engine
-from hctree.splitters.base import SplitContext, make_config
+from hctree.splitters.base import MemoryCheckpointer, SplitContext, make_config
 from hctree.splitters.slcgan import SLCGANSplitter
 
 DATA = Path("/usr/share/datasets/fashion-mnist")
-
-
-class NoCheckpoint:
-    def load(self):
-        return None
-
-    def due(self) -> bool:
-        return False
-
-    def save(self, state) -> None:
-        pass
 
 
 def load_classes(classes: list[int], per_class: int) -> tuple[torch.Tensor, np.ndarray]:
@@ -95,7 +84,7 @@ def main() -> None:
         config=config,
         device=device,
         seed=args.seed,
-        checkpoint=NoCheckpoint(),
+        checkpoint=MemoryCheckpointer(),
     )
     start = time.perf_counter()
     result = SLCGANSplitter().run_stage("train", ctx)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Any
 
 import numpy as np
 import torch
@@ -26,20 +25,7 @@ import torch
 from hctree import engine
 from hctree.data import load_images
 from hctree.splitters import get_splitter, make_config
-from hctree.splitters.base import NullProgress, SplitContext
-
-
-class NoCheckpoint:
-    """A checkpointer that never saves."""
-
-    def load(self) -> dict[str, Any] | None:
-        return None
-
-    def due(self) -> bool:
-        return False
-
-    def save(self, state: dict[str, Any]) -> None:
-        pass
+from hctree.splitters.base import MemoryCheckpointer, NullProgress, SplitContext
 
 
 class Rate(NullProgress):
@@ -125,7 +111,7 @@ def main() -> None:
             config=config,
             device=device,
             seed=engine.derive_seed(args.seed, "r", stage),
-            checkpoint=NoCheckpoint(),
+            checkpoint=MemoryCheckpointer(),
             progress=progress,
         )
         started = time.perf_counter()

@@ -3,15 +3,13 @@ interrupt/resume, predict, generate and configuration errors (CPU, tiny preset).
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
 import torch
 
 from hctree.errors import HCTreeError, Interrupted
 from hctree.splitters import get_splitter, make_config
-from hctree.splitters.base import SplitContext
+from hctree.splitters.base import MemoryCheckpointer, SplitContext
 from hctree.splitters.c3gan import (
     C3GANSplitter,
     augment,
@@ -29,31 +27,6 @@ CPU = torch.device("cpu")
 @pytest.fixture(autouse=True)
 def _one_thread():
     torch.set_num_threads(1)
-
-
-class MemoryCheckpoint:
-    """Keeps the last saved state serialised in memory, as the tree's sidecar would."""
-
-    def __init__(self, blob: bytes | None = None, due_every: int = 0) -> None:
-        self.blob = blob
-        self.due_every = due_every
-        self.saves = 0
-        self._calls = 0
-
-    def load(self):
-        if self.blob is None:
-            return None
-        return torch.load(io.BytesIO(self.blob), weights_only=False)
-
-    def due(self) -> bool:
-        self._calls += 1
-        return self.due_every > 0 and self._calls % self.due_every == 0
-
-    def save(self, state) -> None:
-        buffer = io.BytesIO()
-        torch.save(state, buffer)
-        self.blob = buffer.getvalue()
-        self.saves += 1
 
 
 def stop_after(n: int):
@@ -76,7 +49,7 @@ def context(images, membership, config, seed=7, checkpoint=None, should_stop=lam
         config=config,
         device=CPU,
         seed=seed,
-        checkpoint=checkpoint or MemoryCheckpoint(),
+        checkpoint=checkpoint or MemoryCheckpointer(),
         should_stop=should_stop,
     )
 
@@ -166,7 +139,7 @@ def test_interrupt_and_resume_is_bit_identical(small, stop_at):
     images, membership, config = small
     whole = C3GANSplitter().run_stage("train", context(images, membership, config))
 
-    saved = MemoryCheckpoint(due_every=2)
+    saved = MemoryCheckpointer(due_every=2)
     with pytest.raises(Interrupted):
         C3GANSplitter().run_stage(
             "train",
@@ -175,7 +148,7 @@ def test_interrupt_and_resume_is_bit_identical(small, stop_at):
     assert saved.load()["iteration"] == stop_at and saved.saves == 1 + (stop_at - 1) // 2
 
     resumed = C3GANSplitter().run_stage(
-        "train", context(images, membership, config, checkpoint=MemoryCheckpoint(saved.blob))
+        "train", context(images, membership, config, checkpoint=MemoryCheckpointer(saved.blob))
     )
     assert np.array_equal(whole.memberships, resumed.memberships)
     assert whole.metrics == resumed.metrics

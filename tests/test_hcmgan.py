@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import numpy as np
@@ -12,7 +11,7 @@ import torch
 from hctree import engine
 from hctree.errors import HCTreeError, Interrupted
 from hctree.splitters import get_splitter, make_config
-from hctree.splitters.base import SplitContext
+from hctree.splitters.base import MemoryCheckpointer, SplitContext
 from hctree.splitters.hcmgan import HCMGANSplitter
 
 CPU = torch.device("cpu")
@@ -31,29 +30,6 @@ QUICK = {
 @pytest.fixture(autouse=True)
 def _one_thread():
     torch.set_num_threads(1)
-
-
-class MemoryCheckpoint:
-    """Keeps the last saved state as bytes, as a file would (a real serialisation round trip)."""
-
-    def __init__(self, always_due: bool = False) -> None:
-        self.blob: bytes | None = None
-        self.saves = 0
-        self.always_due = always_due
-
-    def load(self) -> dict[str, Any] | None:
-        if self.blob is None:
-            return None
-        return torch.load(io.BytesIO(self.blob), map_location="cpu", weights_only=False)
-
-    def due(self) -> bool:
-        return self.always_due
-
-    def save(self, state: dict[str, Any]) -> None:
-        buffer = io.BytesIO()
-        torch.save(state, buffer)
-        self.blob = buffer.getvalue()
-        self.saves += 1
 
 
 class StopAfter:
@@ -111,7 +87,7 @@ def context(images, stage_membership, previous=None, *, k=2, seed=7, preset="tin
         config=config,
         device=CPU,
         seed=seed,
-        checkpoint=kw.pop("checkpoint", MemoryCheckpoint()),
+        checkpoint=kw.pop("checkpoint", MemoryCheckpointer()),
         **kw,
     )
 
@@ -224,7 +200,7 @@ def test_interrupt_and_resume_is_bit_identical(small, stage: str, stop_at: int) 
         previous = torch.from_numpy(splitter.run_stage("raw", context(small, parent)).memberships)
     whole = splitter.run_stage(stage, context(small, parent, previous))
 
-    store = MemoryCheckpoint()
+    store = MemoryCheckpointer()
     with pytest.raises(Interrupted):
         splitter.run_stage(
             stage,
@@ -246,7 +222,7 @@ def test_periodic_checkpoints_do_not_change_results(small) -> None:
     splitter = HCMGANSplitter()
     parent = torch.ones(len(small))
     plain = splitter.run_stage("raw", context(small, parent))
-    store = MemoryCheckpoint(always_due=True)
+    store = MemoryCheckpointer(due_every=1)
     saving = splitter.run_stage("raw", context(small, parent, checkpoint=store))
     assert store.saves == QUICK["raw_iters"]
     np.testing.assert_array_equal(plain.memberships, saving.memberships)

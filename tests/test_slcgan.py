@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import gzip
 from pathlib import Path
 
@@ -12,34 +11,13 @@ import torch
 
 from hctree import engine
 from hctree.errors import HCTreeError, Interrupted
-from hctree.splitters.base import SplitContext, get_splitter, make_config
+from hctree.splitters.base import MemoryCheckpointer, SplitContext, get_splitter, make_config
 from hctree.splitters.slcgan import SLCGANSplitter, augment, group_clusters
 
 torch.set_num_threads(1)
 
 DATA = Path("/usr/share/datasets/fashion-mnist")
 CPU = torch.device("cpu")
-
-
-class MemoryCheckpointer:
-    """Keeps one saved state in memory; ``due`` every ``every`` calls (0: never)."""
-
-    def __init__(self, state=None, every: int = 0):
-        self.state = state
-        self.every = every
-        self.calls = 0
-        self.saves = 0
-
-    def load(self):
-        return copy.deepcopy(self.state)
-
-    def due(self) -> bool:
-        self.calls += 1
-        return self.every > 0 and self.calls % self.every == 0
-
-    def save(self, state) -> None:
-        self.state = copy.deepcopy(state)
-        self.saves += 1
 
 
 def _idx(name: str, offset: int) -> np.ndarray:
@@ -139,11 +117,11 @@ def test_interrupt_and_resume_is_bit_identical(data, short):
         calls["n"] += 1
         return calls["n"] == 7
 
-    checkpoint = MemoryCheckpointer(every=3)
+    checkpoint = MemoryCheckpointer(due_every=3)
     with pytest.raises(Interrupted):
         _run(data, checkpoint=checkpoint, should_stop=stop_at_seventh, **SHORT)
-    assert checkpoint.state["iteration"] == 7
-    resumed = _run(data, checkpoint=MemoryCheckpointer(state=checkpoint.state), **SHORT)
+    assert checkpoint.load()["iteration"] == 7
+    resumed = _run(data, checkpoint=MemoryCheckpointer(checkpoint.blob), **SHORT)
     assert np.array_equal(resumed.memberships, short.memberships)
 
 

@@ -13,6 +13,7 @@ The grow loop knows nothing about GANs; a splitter knows nothing about HDF5.
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +39,35 @@ class Checkpointer(Protocol):
 
     def save(self, state: dict[str, Any]) -> None:
         """Persist ``state`` (tensors, numpy arrays, numbers, strings, nested dicts)."""
+
+
+class MemoryCheckpointer:
+    """Keeps the last saved state in memory, serialised as the sidecar file keeps it.
+
+    For running stages without a tree file (benchmarks, tests). ``due()`` is true on
+    every ``due_every``-th call (0: never); ``blob`` restores a state saved earlier.
+    """
+
+    def __init__(self, blob: bytes | None = None, due_every: int = 0) -> None:
+        self.blob = blob
+        self.due_every = due_every
+        self.saves = 0
+        self._calls = 0
+
+    def load(self) -> dict[str, Any] | None:
+        if self.blob is None:
+            return None
+        return torch.load(io.BytesIO(self.blob), map_location="cpu", weights_only=False)
+
+    def due(self) -> bool:
+        self._calls += 1
+        return self.due_every > 0 and self._calls % self.due_every == 0
+
+    def save(self, state: dict[str, Any]) -> None:
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        self.blob = buffer.getvalue()
+        self.saves += 1
 
 
 class Progress(Protocol):
