@@ -28,6 +28,7 @@ def tree_text(tree: Tree, top: int = 3) -> str:
         f"(preset {attrs['preset']}), seed {attrs['seed']}, data {attrs['dataset_source']}"
     )
     lines = [head]
+    width = max(2 * n.depth + len(n.name) for n in tree.nodes.values()) + 2
 
     def walk(name: str) -> None:
         node = tree.node(name)
@@ -35,7 +36,7 @@ def tree_text(tree: Tree, top: int = 3) -> str:
         status = "leaf" if node.is_leaf and node.status == "leaf" else node.status
         order = f" #{node.split_order + 1}" if node.split_order >= 0 else ""
         lines.append(
-            f"{'  ' * node.depth}{name:<{8}} depth {node.depth}  mass {node.mass:>10,.1f}  "
+            f"{('  ' * node.depth + name):<{width}}depth {node.depth}  mass {node.mass:>10,.1f}  "
             f"{status}{order}" + (f"  [{mix}]" if mix else "")
         )
         for child in node.children:
