@@ -109,7 +109,7 @@ def _new_record(
     attrs = {
         "dataset_fingerprint": data.fingerprint,
         "dataset_source": str(data.source),
-        "data_spec": json.dumps(data.spec, sort_keys=True),
+        "data_spec": json.dumps(_absolute_spec(data.spec), sort_keys=True),
         "n": len(data),
         "image_shape": np.array([c, h, w], dtype=np.int64),
         "splitter": splitter,
@@ -124,6 +124,14 @@ def _new_record(
     return TreeRecord(
         attrs=attrs, nodes={"r": root}, labels=data.labels, class_names=data.class_names
     )
+
+
+def _absolute_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """The load spec with a path that still works from another folder (names stay names)."""
+    path = Path(str(spec.get("path", "")))
+    if path.exists():
+        return {**spec, "path": str(path.resolve())}
+    return dict(spec)
 
 
 def _check_same(

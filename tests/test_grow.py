@@ -222,3 +222,12 @@ def test_a_stage_without_models_keeps_the_previous_stage_networks(data, tmp_path
         record.nodes["r"].stages["s1"].memberships, record.nodes["r"].stages["s0"].memberships
     )
     assert set(tree.models("r")) == {"w"}
+
+
+def test_a_relative_data_path_is_stored_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    make_dataset(tmp_path / "rel.npz", n_per_class=5, n_classes=2)
+    data = load_images("rel.npz")
+    grow_p(data, tmp_path / "t.h5", 1)
+    spec = json.loads(read_tree(tmp_path / "t.h5").attrs["data_spec"])
+    assert spec["path"] == str(tmp_path / "rel.npz")
