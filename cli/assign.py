@@ -18,7 +18,10 @@ from hctree.tree import open_tree
 )
 @click.option("--size", type=int, default=None, help="Resize images to SIZE x SIZE first.")
 @click.option(
-    "--channels", type=click.IntRange(1, 3), default=None, help="Convert to 1 or 3 channels first."
+    "--channels",
+    type=click.Choice(["1", "3"]),
+    default=None,
+    help="Convert to 1 or 3 channels first.",
 )
 @click.option(
     "--subset", type=int, default=None, help="Use a seeded random subset of this many images."
@@ -36,6 +39,7 @@ def assign(tree, data, out, size, channels, subset, seed, device) -> None:
       hctree assign tree.h5 new-images/ -o assignments.csv
     """
     view = open_tree(tree)
+    channels = int(channels) if channels else None
     images = load_images(data, size=size, channels=channels, subset=subset, seed=seed)
     memberships = assign_images(view, images, device=device)
     write_assignments_csv(out, view.leaves, memberships, images.names)

@@ -29,7 +29,11 @@ def parse_settings(pairs: tuple[str, ...]) -> dict[str, str]:
     "--leaves", default=10, show_default=True, help="Grow until the tree has this many leaves."
 )
 @click.option(
-    "--splitter", type=click.Choice(splitter_names()), default="hcmgan", show_default=True
+    "--splitter",
+    type=click.Choice(splitter_names()),
+    default="hcmgan",
+    show_default=True,
+    help="How each node is divided: HC-MGAN raw split and refinements, or a flat C3-GAN/slcGAN split.",
 )
 @click.option(
     "--preset", default=None, help="paper, fast, cpu or tiny [default: fast on CUDA, cpu on CPU]."
@@ -46,7 +50,10 @@ def parse_settings(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--seed", default=0, show_default=True, help="Seed for the subset and all training.")
 @click.option("--size", type=int, default=None, help="Resize images to SIZE x SIZE.")
 @click.option(
-    "--channels", type=click.IntRange(1, 3), default=None, help="Convert images to 1 or 3 channels."
+    "--channels",
+    type=click.Choice(["1", "3"]),
+    default=None,
+    help="Convert images to 1 or 3 channels.",
 )
 @click.option(
     "--subset", type=int, default=None, help="Use a seeded random subset of this many images."
@@ -88,6 +95,7 @@ def grow(
     Example:
       hctree grow fashion-mnist --subset 10000 --leaves 10 -o tree.h5
     """
+    channels = int(channels) if channels else None
     images = load_images(data, size=size, channels=channels, subset=subset, seed=seed)
     progress = TextProgress() if not quiet else None
     tree = grow_tree(
