@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from hctree.assign import assign as assign_images
-from hctree.assign import write_assignments_csv
 from hctree.data import load_images
+from hctree.export import membership_csv
 from hctree.tree import open_tree
 
 
@@ -31,8 +31,9 @@ from hctree.tree import open_tree
 def assign(tree, data, out, size, channels, subset, seed, device) -> None:
     """Assign the images in DATA to the leaves of TREE and write one CSV row per image.
 
-    Each row holds the image's index, source name (where known), its leaf, that
-    leaf's probability and its soft membership of every leaf.
+    Each row holds the image's index, source name and label (where known), its leaf,
+    that leaf's probability and its soft membership of every leaf (the columns of
+    `hctree export tree.h5 -o tree.csv`).
 
     \b
     Example:
@@ -42,7 +43,8 @@ def assign(tree, data, out, size, channels, subset, seed, device) -> None:
     channels = int(channels) if channels else None
     images = load_images(data, size=size, channels=channels, subset=subset, seed=seed)
     memberships = assign_images(view, images, device=device)
-    write_assignments_csv(out, view.leaves, memberships, images.names)
+    with open(out, "w") as fh:
+        fh.write(membership_csv(view.leaves, memberships, images.names, images.labels))
     counts = memberships.argmax(0)
     sizes = ", ".join(f"{leaf} {int((counts == i).sum())}" for i, leaf in enumerate(view.leaves))
     click.echo(f"{out}: {len(images)} images assigned ({sizes})")

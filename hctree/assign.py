@@ -52,21 +52,3 @@ def assign(tree: Tree, data: ImageSet, device: str = "auto", batch: int = 2048) 
 def agreement(tree: Tree, memberships: np.ndarray) -> float:
     """Fraction of images whose argmax leaf under ``memberships`` matches the stored one."""
     return float((memberships.argmax(0) == tree.assignments()).mean())
-
-
-def write_assignments_csv(
-    path: str, leaves: list[str], memberships: np.ndarray, names: list[str] | None = None
-) -> None:
-    """One row per image: index, source name, leaf, leaf probability, every leaf's membership."""
-    import csv
-
-    total = memberships.sum(0)
-    best = memberships.argmax(0)
-    prob = memberships[best, np.arange(memberships.shape[1])] / np.maximum(total, 1e-12)
-    with open(path, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["index", "name", "leaf", "probability", *leaves])
-        for i in range(memberships.shape[1]):
-            name = names[i] if names is not None else ""
-            row = [f"{v:.6g}" for v in memberships[:, i]]
-            writer.writerow([i, name, leaves[best[i]], f"{prob[i]:.6g}", *row])

@@ -141,22 +141,33 @@ def _csv_cell(text: str) -> str:
     return text
 
 
-def _write_csv(tree: Tree, fh: IO[bytes]) -> None:
-    memberships = tree.memberships()
+def membership_csv(
+    leaves: list[str],
+    memberships: np.ndarray,
+    names: list[str] | None = None,
+    labels: np.ndarray | None = None,
+) -> str:
+    """CSV text, one row per image: index, name, label, hard leaf, its probability, and
+    every leaf's membership (``memberships`` float ``[L, N]`` in ``leaves`` order)."""
+    n = memberships.shape[1]
     assign = memberships.argmax(axis=0)
     total = memberships.sum(axis=0, dtype=np.float64)
-    chosen = memberships[assign, np.arange(tree.n)].astype(np.float64)
+    chosen = memberships[assign, np.arange(n)].astype(np.float64)
     probability = np.divide(chosen, total, out=np.zeros_like(total), where=total > 0)
-    names = source_names(tree) or [""] * tree.n
-    labels = [""] * tree.n if tree.labels is None else [str(v) for v in tree.labels.tolist()]
-    leaves = tree.leaves
+    names = names or [""] * n
+    label_text = [""] * n if labels is None else [str(v) for v in labels.tolist()]
     numbers = np.column_stack([probability, memberships.T.astype(np.float64)]).tolist()
     template = ",".join(["%.6g"] * (len(leaves) + 1)) + "\n"
     lines = [",".join(["index", "name", "label", "leaf", "probability", *leaves]) + "\n"]
-    for i in range(tree.n):
-        prefix = f"{i},{_csv_cell(names[i])},{labels[i]},{leaves[assign[i]]},"
+    for i in range(n):
+        prefix = f"{i},{_csv_cell(names[i])},{label_text[i]},{leaves[assign[i]]},"
         lines.append(prefix + template % tuple(numbers[i]))
-    fh.write("".join(lines).encode())
+    return "".join(lines)
+
+
+def _write_csv(tree: Tree, fh: IO[bytes]) -> None:
+    text = membership_csv(tree.leaves, tree.memberships(), source_names(tree), tree.labels)
+    fh.write(text.encode())
 
 
 def _write_npz(tree: Tree, fh: IO[bytes]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import signal
 import subprocess
@@ -11,7 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
+from cli.main import cli
 from hctree.assign import agreement
 from hctree.data import load_images
 from hctree.grow import grow
@@ -77,6 +80,19 @@ def test_three_leaf_tree_end_to_end(three_classes, tmp_path):
     routed = tree.assign(data, device="cpu")
     np.testing.assert_allclose(routed, tree.memberships(), atol=1e-4)
     assert agreement(tree, routed) >= 0.95
+    # and the command writes them as CSV rows: index, name, label, leaf, probability, ...
+    out = tmp_path / "a.csv"
+    result = CliRunner().invoke(
+        cli,
+        ["assign", str(tmp_path / "t.h5"), str(three_classes), "-o", str(out), "--device", "cpu"],
+    )
+    assert result.exit_code == 0, result.output
+    with open(out, newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == ["index", "name", "label", "leaf", "probability", *tree.leaves]
+    assert len(rows) == len(data) + 1
+    assert [r[3] for r in rows[1:]] == [tree.leaves[i] for i in tree.assignments()]
+    assert [int(r[2]) for r in rows[1:]] == data.labels.tolist()
 
 
 def test_sigkill_at_random_moments_resumes_to_the_same_tree(three_classes, tmp_path):
