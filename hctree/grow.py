@@ -24,6 +24,7 @@ import torch
 from hctree.data import ImageSet
 from hctree.engine import configure_threads, derive_seed, resolve_device
 from hctree.errors import HCTreeError, Interrupted
+from hctree.report import mix_text
 from hctree.splitters import get_splitter, make_config
 from hctree.splitters.base import (
     NullProgress,
@@ -210,15 +211,7 @@ def describe_split(record: TreeRecord, node: NodeRecord, top: int = 3) -> str:
         child = record.nodes[name]
         text = f"  {name}: mass {child.mass:,.0f} ({child.mass / max(node.mass, 1e-9):.0%})"
         if record.labels is not None:
-            counts = np.bincount(record.labels, weights=child.membership, minlength=1)
-            order = np.argsort(-counts)[:top]
-            names = record.class_names or [str(i) for i in range(len(counts))]
-            parts = [
-                f"{names[i]} {counts[i] / max(child.mass, 1e-9):.0%}"
-                for i in order
-                if counts[i] > 0
-            ]
-            text += "  " + ", ".join(parts)
+            text += "  " + mix_text(record.labels, record.class_names, child.membership, top)
         lines.append(text)
     return "\n".join(lines)
 

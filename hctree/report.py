@@ -7,16 +7,22 @@ import numpy as np
 from hctree.tree import Tree
 
 
+def mix_text(
+    labels: np.ndarray, class_names: list[str] | None, membership: np.ndarray, top: int = 3
+) -> str:
+    """The ``top`` classes holding most of a membership's mass, e.g. ``Trouser 97%, Dress 2%``."""
+    counts = np.bincount(labels, weights=membership)
+    names = class_names or [str(i) for i in range(len(counts))]
+    total = max(float(membership.sum(dtype=np.float64)), 1e-9)
+    order = np.argsort(-counts)[:top]
+    return ", ".join(f"{names[i]} {counts[i] / total:.0%}" for i in order if counts[i] > 0)
+
+
 def class_mix(tree: Tree, name: str, top: int = 3) -> str:
-    """The classes holding most of a node's mass, e.g. ``Trouser 97%, Dress 2%``."""
+    """The classes holding most of a node's mass ("" when the tree has no labels)."""
     if tree.labels is None:
         return ""
-    node = tree.node(name)
-    counts = np.bincount(tree.labels, weights=node.membership)
-    names = tree.class_names or [str(i) for i in range(len(counts))]
-    order = np.argsort(-counts)[:top]
-    total = max(node.mass, 1e-9)
-    return ", ".join(f"{names[i]} {counts[i] / total:.0%}" for i in order if counts[i] > 0)
+    return mix_text(tree.labels, tree.class_names, tree.node(name).membership, top)
 
 
 def tree_text(tree: Tree, top: int = 3) -> str:
