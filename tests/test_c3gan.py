@@ -18,7 +18,6 @@ from hctree.splitters.c3gan import (
     mask_regulariser,
     nt_xent,
     perturbation_theta,
-    ward_groups,
 )
 
 CPU = torch.device("cpu")
@@ -206,12 +205,6 @@ def test_augment_keeps_shape_and_range_and_is_seeded():
     b = augment(x, 0.3, torch.Generator().manual_seed(1))
     assert a.shape == x.shape and torch.equal(a, b)
     assert a.min() >= -1 and a.max() <= 1 and not torch.allclose(a, x)
-
-
-def test_ward_groups_merge_the_nearest_heavy_clusters():
-    points = np.array([[0.0, 0.0], [0.1, 0.0], [5.0, 5.0], [5.2, 5.0], [0.0, 0.2]])
-    groups = ward_groups(points, np.array([10.0, 8.0, 9.0, 7.0, 0.0]), 2)
-    assert groups.tolist() == [0, 0, 1, 1, 0]
 
 
 @pytest.mark.parametrize(

@@ -41,6 +41,7 @@ from hctree import engine
 from hctree.errors import HCTreeError, Interrupted
 from hctree.nets.c3gan_nets import SIZES, C3Discriminator, C3Generator, init_weights
 from hctree.splitters.base import ModelState, SplitContext, StageResult
+from hctree.splitters.grouping import ward_groups
 
 PERTURBATIONS = {
     # scale range, rotation range (degrees), translation range (fraction of half-width)
@@ -382,30 +383,6 @@ def _new_trainer(ctx: SplitContext, n_clusters: int) -> _Trainer:
 
 
 # ---------------------------------------------------------------- clusters -> children
-
-
-def ward_groups(points: np.ndarray, mass: np.ndarray, k: int) -> np.ndarray:
-    """Merge ``Y`` weighted points float ``[Y, d]`` (weights ``[Y]``) into ``k`` groups.
-
-    Ward agglomeration: repeatedly merge the two groups whose union least increases
-    the weighted within-group sum of squares. Ties go to the lowest indices.
-    Returns int64 ``[Y]`` group ids in ``0..k-1``, numbered by first member.
-    """
-    centre = points.astype(np.float64).copy()
-    weight = mass.astype(np.float64) + 1e-12
-    alive = np.ones(len(points), dtype=bool)
-    labels = np.arange(len(points))
-    while alive.sum() > k:
-        dist = ((centre[:, None, :] - centre[None, :, :]) ** 2).sum(-1)
-        cost = weight[:, None] * weight[None, :] / (weight[:, None] + weight[None, :]) * dist
-        usable = np.triu(alive[:, None] & alive[None, :], k=1)
-        a, b = np.unravel_index(np.argmin(np.where(usable, cost, np.inf)), cost.shape)
-        centre[a] = (weight[a] * centre[a] + weight[b] * centre[b]) / (weight[a] + weight[b])
-        weight[a] += weight[b]
-        alive[b] = False
-        labels[labels == b] = a
-    _, ids = np.unique(labels, return_inverse=True)
-    return ids.astype(np.int64)
 
 
 @torch.no_grad()

@@ -35,9 +35,10 @@ ink, the flattened map keeps the layout that tells shapes apart.
 
 Real batches are weighted draws by the node's membership. With ``overcluster = m``
 the GAN is trained with ``Y = k * m`` clusters; afterwards the Y clusters are grouped
-into the k children by a mass-weighted k-means of their *prototypes* (the mean C
-feature of each cluster's images, weighted by membership times cluster probability;
-each cluster weighs its mass). A child's membership is the summed probability of its
+into the k children by Ward agglomeration of their *prototypes* (the mean unit-length
+C feature of each cluster's images, weighted by membership times cluster probability;
+each cluster weighs its mass; unit length because the raw feature norm mostly measures
+ink and grouped trouser and bag clusters wrongly in our runs). A child's membership is the summed probability of its
 group's clusters times the parent membership, so children always sum to the parent.
 """
 
@@ -57,6 +58,7 @@ from hctree import engine
 from hctree.errors import HCTreeError, Interrupted
 from hctree.nets.slcgan_nets import Clusterer, Discriminator, Generator, check_image_shape
 from hctree.splitters.base import ModelState, SplitContext, StageResult
+from hctree.splitters.grouping import ward_groups
 
 COMPONENTS = ("generator", "discriminator", "clusterer")
 
@@ -87,12 +89,11 @@ class SLCGANConfig:
     jitter: float = 0.3
     flip: bool = True
     eval_batch: int = 1024
-    kmeans_restarts: int = 10
 
     def validate(self) -> None:
         """Raise HCTreeError naming the first setting that is out of range."""
         positive = ("iters", "batch", "overcluster", "z_dim", "g_width", "d_width", "c_width")
-        positive += ("d_steps", "eval_batch", "kmeans_restarts")
+        positive += ("d_steps", "eval_batch")
         for key in positive:
             if int(getattr(self, key)) < 1:
                 raise HCTreeError(f"setting {key} must be at least 1, not {getattr(self, key)}.")
@@ -130,6 +131,7 @@ class SLCGANSplitter:
         "fast": {"iters": 4000, "batch": 128, "g_width": 64, "d_width": 64, "c_width": 32},
         "cpu": {
             "iters": 300,
+            "overcluster": 3,
             "batch": 64,
             "g_width": 16,
             "d_width": 16,
@@ -140,7 +142,8 @@ class SLCGANSplitter:
             "lr_c": 1e-3,
         },
         "tiny": {
-            "iters": 60,
+            "iters": 120,
+            "overcluster": 3,
             "batch": 32,
             "z_dim": 32,
             "g_width": 8,
@@ -500,14 +503,10 @@ def _split(
     if cfg.overcluster == 1:
         grouping = np.arange(n_clusters, dtype=np.int64)
     else:
-        prototypes = (weights.T @ features) / mass.clamp_min(1e-12)[:, None]
-        seed = engine.derive_seed(ctx.seed, "slcgan", "grouping")
-        grouping = group_clusters(
-            prototypes.double().cpu().numpy(),
-            mass.double().cpu().numpy(),
-            ctx.k,
-            seed,
-            cfg.kmeans_restarts,
+        unit = F.normalize(features, dim=1)
+        prototypes = (weights.T @ unit) / mass.clamp_min(1e-12)[:, None]
+        grouping = ward_groups(
+            prototypes.double().cpu().numpy(), mass.double().cpu().numpy(), ctx.k
         )
 
     cluster_to_child = torch.as_tensor(grouping, device=ctx.device)
@@ -516,67 +515,3 @@ def _split(
     if not torch.allclose(memberships.sum(0), ctx.membership, atol=1e-4, rtol=1e-4):
         raise AssertionError("slcgan children do not sum to the parent membership")
     return memberships, grouping, mass.double().cpu().numpy()
-
-
-def group_clusters(
-    prototypes: np.ndarray, mass: np.ndarray, k: int, seed: int, restarts: int = 10
-) -> np.ndarray:
-    """Group Y clusters into k children by mass-weighted k-means of their prototypes.
-
-    prototypes: float ``[Y, F]``; mass: float ``[Y]`` (a cluster's weight). k-means++
-    seeding from ``seed``, best of ``restarts`` by weighted inertia. Every child gets at
-    least one cluster. Returns int64 ``[Y]``: the child of each cluster.
-    """
-    n = len(prototypes)
-    if n < k:
-        raise ValueError(f"cannot group {n} clusters into {k} children")
-    rng = np.random.default_rng(seed)
-    weights = np.maximum(mass, 0.0) + 1e-12
-    best, best_cost = None, np.inf
-    for _ in range(restarts):
-        labels, cost = _weighted_kmeans(prototypes, weights, k, rng)
-        if cost < best_cost:
-            best, best_cost = labels, cost
-    return best.astype(np.int64)
-
-
-def _weighted_kmeans(
-    points: np.ndarray, weights: np.ndarray, k: int, rng: np.random.Generator, iters: int = 50
-) -> tuple[np.ndarray, float]:
-    """One weighted k-means run; returns (labels [Y], weighted inertia)."""
-    n = len(points)
-    centres = [points[rng.choice(n, p=weights / weights.sum())]]
-    for _ in range(1, k):
-        d2 = ((points[:, None, :] - np.array(centres)[None]) ** 2).sum(-1).min(1)
-        p = weights * d2
-        p = p / p.sum() if p.sum() > 0 else np.full(n, 1.0 / n)
-        centres.append(points[rng.choice(n, p=p)])
-    centres = np.array(centres)
-    labels = np.zeros(n, dtype=np.int64)
-    for _ in range(iters):
-        d2 = ((points[:, None, :] - centres[None]) ** 2).sum(-1)
-        labels = _nonempty(d2.argmin(1), d2, k)
-        new = np.array(
-            [
-                np.average(points[labels == j], axis=0, weights=weights[labels == j])
-                for j in range(k)
-            ]
-        )
-        if np.allclose(new, centres):
-            break
-        centres = new
-    d2 = ((points - centres[labels]) ** 2).sum(-1)
-    return labels, float((weights * d2).sum())
-
-
-def _nonempty(labels: np.ndarray, d2: np.ndarray, k: int) -> np.ndarray:
-    """Give every empty group the point farthest from its own centre (among shared groups)."""
-    labels = labels.copy()
-    for j in range(k):
-        if (labels == j).any():
-            continue
-        counts = np.bincount(labels, minlength=k)
-        own = d2[np.arange(len(labels)), labels]
-        own[counts[labels] < 2] = -np.inf
-        labels[int(own.argmax())] = j
-    return labels
