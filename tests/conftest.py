@@ -1,14 +1,51 @@
-"""Shared fixtures: Fashion-MNIST loaded once per session and a per-class sampler."""
+"""Shared fixtures: Fashion-MNIST loaded once per session, a per-class sampler and a
+CPU split context for running one splitter stage."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 from hctree.data import FASHION_MNIST_DIR, ImageSet, fingerprint, load_images
+from hctree.splitters.base import Checkpointer, MemoryCheckpointer, SplitContext
+
+CPU = torch.device("cpu")
+
+
+def split_context(
+    images: torch.Tensor,
+    membership: torch.Tensor,
+    config: Any,
+    *,
+    previous: torch.Tensor | None = None,
+    k: int = 2,
+    seed: int = 7,
+    checkpoint: Checkpointer | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    **extra: Any,
+) -> SplitContext:
+    """A CPU :class:`SplitContext` for one stage of a test split.
+
+    ``checkpoint`` defaults to a fresh :class:`MemoryCheckpointer`; ``extra`` (e.g.
+    ``progress``, ``node``) goes to the context unchanged.
+    """
+    return SplitContext(
+        images=images,
+        membership=membership,
+        previous=previous,
+        k=k,
+        config=config,
+        device=CPU,
+        seed=seed,
+        checkpoint=MemoryCheckpointer() if checkpoint is None else checkpoint,
+        should_stop=should_stop,
+        **extra,
+    )
 
 
 def fmnist_classes(

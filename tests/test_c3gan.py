@@ -9,7 +9,7 @@ import torch
 
 from hctree.errors import HCTreeError, Interrupted
 from hctree.splitters import get_splitter, make_config
-from hctree.splitters.base import MemoryCheckpointer, SplitContext
+from hctree.splitters.base import MemoryCheckpointer
 from hctree.splitters.c3gan import (
     C3GANSplitter,
     augment,
@@ -19,8 +19,7 @@ from hctree.splitters.c3gan import (
     nt_xent,
     perturbation_theta,
 )
-
-CPU = torch.device("cpu")
+from tests.conftest import CPU, split_context
 
 
 @pytest.fixture(autouse=True)
@@ -39,20 +38,6 @@ def stop_after(n: int):
     return should_stop
 
 
-def context(images, membership, config, seed=7, checkpoint=None, should_stop=lambda: False):
-    return SplitContext(
-        images=images,
-        membership=membership,
-        previous=None,
-        k=2,
-        config=config,
-        device=CPU,
-        seed=seed,
-        checkpoint=checkpoint or MemoryCheckpointer(),
-        should_stop=should_stop,
-    )
-
-
 def purity(assign: np.ndarray, labels: np.ndarray) -> float:
     return sum(np.bincount(labels[assign == j]).max() for j in np.unique(assign)) / len(assign)
 
@@ -68,7 +53,7 @@ def split(trouser_bag):
     images, labels = trouser_bag
     config = make_config(C3GANSplitter, "tiny")
     membership = torch.ones(len(images))
-    result = C3GANSplitter().run_stage("train", context(images, membership, config))
+    result = C3GANSplitter().run_stage("train", split_context(images, membership, config))
     return images, labels, membership, config, result
 
 
@@ -124,9 +109,9 @@ def test_generate_gives_images_per_child(split):
 
 def test_same_seed_same_memberships_other_seed_differs(small):
     images, membership, config = small
-    first = C3GANSplitter().run_stage("train", context(images, membership, config))
-    second = C3GANSplitter().run_stage("train", context(images, membership, config))
-    other = C3GANSplitter().run_stage("train", context(images, membership, config, seed=8))
+    first = C3GANSplitter().run_stage("train", split_context(images, membership, config))
+    second = C3GANSplitter().run_stage("train", split_context(images, membership, config))
+    other = C3GANSplitter().run_stage("train", split_context(images, membership, config, seed=8))
     assert np.array_equal(first.memberships, second.memberships)
     assert not np.allclose(first.memberships, other.memberships)
     np.testing.assert_allclose(first.memberships.sum(0), membership.numpy(), atol=1e-5)
@@ -136,18 +121,21 @@ def test_same_seed_same_memberships_other_seed_differs(small):
 @pytest.mark.parametrize("stop_at", [3, 8])
 def test_interrupt_and_resume_is_bit_identical(small, stop_at):
     images, membership, config = small
-    whole = C3GANSplitter().run_stage("train", context(images, membership, config))
+    whole = C3GANSplitter().run_stage("train", split_context(images, membership, config))
 
     saved = MemoryCheckpointer(due_every=2)
     with pytest.raises(Interrupted):
         C3GANSplitter().run_stage(
             "train",
-            context(images, membership, config, checkpoint=saved, should_stop=stop_after(stop_at)),
+            split_context(
+                images, membership, config, checkpoint=saved, should_stop=stop_after(stop_at)
+            ),
         )
     assert saved.load()["iteration"] == stop_at and saved.saves == 1 + (stop_at - 1) // 2
 
     resumed = C3GANSplitter().run_stage(
-        "train", context(images, membership, config, checkpoint=MemoryCheckpointer(saved.blob))
+        "train",
+        split_context(images, membership, config, checkpoint=MemoryCheckpointer(saved.blob)),
     )
     assert np.array_equal(whole.memberships, resumed.memberships)
     assert whole.metrics == resumed.metrics
@@ -235,4 +223,4 @@ def test_unsupported_image_size_names_the_size_option():
     images = torch.zeros(10, 1, 40, 40, dtype=torch.uint8)
     config = make_config(C3GANSplitter, "tiny")
     with pytest.raises(HCTreeError, match="--size 32"):
-        C3GANSplitter().run_stage("train", context(images, torch.ones(10), config))
+        C3GANSplitter().run_stage("train", split_context(images, torch.ones(10), config))

@@ -11,10 +11,10 @@ import torch
 from hctree import engine
 from hctree.errors import HCTreeError, Interrupted
 from hctree.splitters import get_splitter, make_config
-from hctree.splitters.base import MemoryCheckpointer, SplitContext
+from hctree.splitters.base import MemoryCheckpointer
 from hctree.splitters.hcmgan import HCMGANSplitter
+from tests.conftest import CPU, split_context
 
-CPU = torch.device("cpu")
 TROUSER, BAG = 1, 8
 # a few iterations only: enough to exercise every code path quickly
 QUICK = {
@@ -77,19 +77,8 @@ def small(pair) -> torch.Tensor:
 
 
 def context(images, stage_membership, previous=None, *, k=2, seed=7, preset="tiny", **kw):
-    overrides = kw.pop("overrides", QUICK)
-    config = make_config(HCMGANSplitter, preset, overrides)
-    return SplitContext(
-        images=images,
-        membership=stage_membership,
-        previous=previous,
-        k=k,
-        config=config,
-        device=CPU,
-        seed=seed,
-        checkpoint=kw.pop("checkpoint", MemoryCheckpointer()),
-        **kw,
-    )
+    config = make_config(HCMGANSplitter, preset, kw.pop("overrides", QUICK))
+    return split_context(images, stage_membership, config, previous=previous, k=k, seed=seed, **kw)
 
 
 def run_split(images, parent, *, k=2, seed=7, overrides=None, preset="tiny"):

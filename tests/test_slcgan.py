@@ -11,13 +11,13 @@ import torch
 
 from hctree import engine
 from hctree.errors import HCTreeError, Interrupted
-from hctree.splitters.base import MemoryCheckpointer, SplitContext, get_splitter, make_config
+from hctree.splitters.base import MemoryCheckpointer, get_splitter, make_config
 from hctree.splitters.slcgan import SLCGANSplitter, augment
+from tests.conftest import CPU, split_context
 
 torch.set_num_threads(1)
 
 DATA = Path("/usr/share/datasets/fashion-mnist")
-CPU = torch.device("cpu")
 
 
 def _idx(name: str, offset: int) -> np.ndarray:
@@ -39,16 +39,8 @@ def data():
 def _run(data, seed=0, checkpoint=None, should_stop=lambda: False, **overrides):
     images, _, membership = data
     config = make_config(SLCGANSplitter, "tiny", overrides)
-    ctx = SplitContext(
-        images=images,
-        membership=membership,
-        previous=None,
-        k=2,
-        config=config,
-        device=CPU,
-        seed=seed,
-        checkpoint=checkpoint or MemoryCheckpointer(),
-        should_stop=should_stop,
+    ctx = split_context(
+        images, membership, config, seed=seed, checkpoint=checkpoint, should_stop=should_stop
     )
     return SLCGANSplitter().run_stage("train", ctx)
 
