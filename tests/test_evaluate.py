@@ -12,34 +12,17 @@ import pytest
 
 from hctree.errors import HCTreeError
 from hctree.evaluate import evaluate, format_report, load_labels
-from hctree.store import NodeRecord, TreeRecord
 from hctree.tree import Tree, open_tree
-from tests.treefactory import make_tree
+from tests.treefactory import make_tree, three_level_record
 
 # ---------------------------------------------------------------- independent references
 
 LABELS = np.array([0, 0, 1, 1, 2, 2])
-MEMBERSHIPS = {
-    "r": [1, 1, 1, 1, 1, 1],
-    "r0": [1, 1, 0.9, 0.2, 0, 0],
-    "r1": [0, 0, 0.1, 0.8, 1, 1],
-    "r00": [0.7, 1, 0.1, 0.2, 0, 0],
-    "r01": [0.3, 0, 0.8, 0, 0, 0],
-}
 
 
 def hand_tree(labels: np.ndarray | None = LABELS) -> Tree:
     """r -> (r0, r1), then r0 -> (r00, r01); hard leaves of the six images: r00 r00 r01 r1 r1 r1."""
-    mem = {k: np.array(v, np.float32) for k, v in MEMBERSHIPS.items()}
-    nodes = {
-        "r": NodeRecord("r", None, 0, mem["r"], ["r0", "r1"], "split", 0),
-        "r0": NodeRecord("r0", "r", 1, mem["r0"], ["r00", "r01"], "split", 1),
-        "r1": NodeRecord("r1", "r", 1, mem["r1"]),
-        "r00": NodeRecord("r00", "r0", 2, mem["r00"]),
-        "r01": NodeRecord("r01", "r0", 2, mem["r01"]),
-    }
-    attrs = {"n": 6, "splitter": "hcmgan", "image_shape": np.array([1, 28, 28])}
-    return Tree(TreeRecord(attrs, nodes, labels=labels, class_names=["a", "b", "c"]))
+    return Tree(three_level_record(labels, class_names=["a", "b", "c"]))
 
 
 def brute_accuracy(labels, assign) -> float:

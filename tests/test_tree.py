@@ -6,33 +6,20 @@ import numpy as np
 import pytest
 
 from hctree.errors import HCTreeError
-from hctree.store import NodeRecord, TreeRecord, write_tree
+from hctree.store import TreeRecord, write_tree
 from hctree.tree import Tree, child_name, open_tree
+from tests.treefactory import three_level_record
+
+LABELS = np.array([0, 0, 1, 2, 2, 2])
 
 
-def three_level_record() -> TreeRecord:
-    """r -> (r0, r1); then r0 -> (r00, r01) as the second split; 3 leaves, 6 images."""
-    m = {
-        "r": [1, 1, 1, 1, 1, 1],
-        "r0": [1, 1, 0.9, 0.2, 0, 0],
-        "r1": [0, 0, 0.1, 0.8, 1, 1],
-        "r00": [0.7, 1, 0.1, 0.2, 0, 0],
-        "r01": [0.3, 0, 0.8, 0, 0, 0],
-    }
-    mem = {k: np.array(v, np.float32) for k, v in m.items()}
-    nodes = {
-        "r": NodeRecord("r", None, 0, mem["r"], ["r0", "r1"], "split", 0),
-        "r0": NodeRecord("r0", "r", 1, mem["r0"], ["r00", "r01"], "split", 1),
-        "r1": NodeRecord("r1", "r", 1, mem["r1"]),
-        "r00": NodeRecord("r00", "r0", 2, mem["r00"]),
-        "r01": NodeRecord("r01", "r0", 2, mem["r01"]),
-    }
-    attrs = {"n": 6, "splitter": "hcmgan", "image_shape": np.array([1, 28, 28])}
-    return TreeRecord(attrs, nodes, labels=np.array([0, 0, 1, 2, 2, 2]))
+def record() -> TreeRecord:
+    """The three-level hand tree (r -> r0, r1; r0 -> r00, r01) with one label per image."""
+    return three_level_record(LABELS)
 
 
 def test_leaves_and_assignments():
-    tree = Tree(three_level_record())
+    tree = Tree(record())
     assert tree.leaves == ["r00", "r01", "r1"]
     assert tree.memberships().shape == (3, 6)
     np.testing.assert_array_equal(tree.assignments(), [0, 0, 1, 2, 2, 2])
@@ -43,7 +30,7 @@ def test_leaves_and_assignments():
 
 
 def test_cut_follows_split_order():
-    tree = Tree(three_level_record())
+    tree = Tree(record())
     two = tree.cut(2)
     assert two.leaves == ["r0", "r1"]
     assert two.node("r0").is_leaf and two.node("r0").status == "leaf"
@@ -54,7 +41,7 @@ def test_cut_follows_split_order():
 
 
 def test_networkx_export():
-    graph = Tree(three_level_record()).to_networkx()
+    graph = Tree(record()).to_networkx()
     assert sorted(graph.edges) == [("r", "r0"), ("r", "r1"), ("r0", "r00"), ("r0", "r01")]
     assert graph.nodes["r1"]["leaf"] and not graph.nodes["r0"]["leaf"]
     assert graph.nodes["r0"]["mass"] == pytest.approx(3.1)
@@ -62,7 +49,7 @@ def test_networkx_export():
 
 def test_open_tree_from_file(tmp_path):
     path = tmp_path / "t.h5"
-    write_tree(path, three_level_record())
+    write_tree(path, record())
     tree = open_tree(path)
     assert tree.leaves == ["r00", "r01", "r1"] and tree.n == 6
     with pytest.raises(HCTreeError, match="no node"):

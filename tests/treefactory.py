@@ -5,6 +5,9 @@ with labels, and a tree file whose splits divide the classes as given, e.g.
 ``{"r": [[0, 1], [2, 3]], "r0": [[0], [1]]}``: node ``r`` sends classes 0-1 to
 ``r0`` and 2-3 to ``r1``, then ``r0`` splits 0 from 1. ``softness`` moves that
 fraction of each image's mass to the other children, so memberships are soft.
+
+``three_level_record()`` is a small hand-written record (six images, three leaves)
+for tests that check values computed by hand.
 """
 
 from __future__ import annotations
@@ -82,3 +85,32 @@ def make_tree(
     path = tmp_path / name
     write_tree(path, record)
     return path
+
+
+THREE_LEVEL_MEMBERSHIPS = {
+    "r": [1, 1, 1, 1, 1, 1],
+    "r0": [1, 1, 0.9, 0.2, 0, 0],
+    "r1": [0, 0, 0.1, 0.8, 1, 1],
+    "r00": [0.7, 1, 0.1, 0.2, 0, 0],
+    "r01": [0.3, 0, 0.8, 0, 0, 0],
+}
+"""The memberships of :func:`three_level_record`'s nodes over its six images."""
+
+
+def three_level_record(
+    labels: np.ndarray | None = None, class_names: list[str] | None = None
+) -> TreeRecord:
+    """r -> (r0, r1), then r0 -> (r00, r01) as the second split: 3 leaves, 6 images.
+
+    Hard leaves of the six images: r00 r00 r01 r1 r1 r1 (see THREE_LEVEL_MEMBERSHIPS).
+    """
+    mem = {k: np.array(v, np.float32) for k, v in THREE_LEVEL_MEMBERSHIPS.items()}
+    nodes = {
+        "r": NodeRecord("r", None, 0, mem["r"], ["r0", "r1"], "split", 0),
+        "r0": NodeRecord("r0", "r", 1, mem["r0"], ["r00", "r01"], "split", 1),
+        "r1": NodeRecord("r1", "r", 1, mem["r1"]),
+        "r00": NodeRecord("r00", "r0", 2, mem["r00"]),
+        "r01": NodeRecord("r01", "r0", 2, mem["r01"]),
+    }
+    attrs = {"n": 6, "splitter": "hcmgan", "image_shape": np.array([1, 28, 28])}
+    return TreeRecord(attrs, nodes, labels=labels, class_names=class_names)
