@@ -65,6 +65,14 @@ def to_unit(images_u8: torch.Tensor) -> torch.Tensor:
     return images_u8.float().div_(127.5).sub_(1.0)
 
 
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """Float images in [-1, 1] (any float dtype) -> uint8 in [0, 255], rounded and clamped.
+
+    The inverse of :func:`to_unit`, for generated images; stays on the images' device.
+    """
+    return images.float().add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8)
+
+
 def sample_batch(
     images: torch.Tensor, weights: torch.Tensor, batch: int, gen: torch.Generator
 ) -> torch.Tensor:

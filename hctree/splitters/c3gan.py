@@ -599,5 +599,5 @@ class C3GANSplitter:
             eps = torch.randn(n, config.cz_dim, generator=rng, device=device)
             with _autocast(device):
                 image = gen_net(z, eps, F.one_hot(codes, n_clusters).float())["image"]
-            out.append(((image.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).cpu())
+            out.append(engine.to_uint8(image).cpu())
         return torch.stack(out)

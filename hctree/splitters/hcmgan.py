@@ -532,8 +532,7 @@ class HCMGANSplitter:
             engine.load_numpy_state(g, models[f"G{j}"])
             g.to(device).eval()
             z = torch.randn(n, config.latent_dim, generator=gen, device=device)
-            x = g(z).float()
-            out.append(((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).cpu())
+            out.append(engine.to_uint8(g(z)).cpu())
         return torch.stack(out)
 
 

@@ -241,7 +241,7 @@ class SLCGANSplitter:
                 c = torch.multinomial(weights, n, replacement=True, generator=gen)
                 z = torch.randn(n, config.z_dim, generator=gen, device=device)
                 images = generator(z, F.one_hot(c, n_clusters).float())
-                out.append(images.add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8))
+                out.append(engine.to_uint8(images))
         return torch.stack(out)
 
 
