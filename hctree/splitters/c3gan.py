@@ -41,7 +41,7 @@ from hctree import engine
 from hctree.errors import HCTreeError, Interrupted
 from hctree.nets.c3gan_nets import SIZES, C3Discriminator, C3Generator, init_weights
 from hctree.splitters.base import ModelState, SplitContext, StageResult
-from hctree.splitters.grouping import ward_groups
+from hctree.splitters.grouping import split_by_clusters
 
 PERTURBATIONS = {
     # scale range, rotation range (degrees), translation range (fraction of half-width)
@@ -517,16 +517,7 @@ class C3GANSplitter:
             mask=ctx.membership > 0,
         )
         q, h = out[:, :n_clusters], out[:, n_clusters:]
-        weighted = q * ctx.membership[:, None]
-        mass = weighted.sum(dim=0)
-        means = (weighted.T @ h) / mass.clamp_min(1e-12)[:, None]
-        groups = ward_groups(means.cpu().double().numpy(), mass.cpu().double().numpy(), ctx.k)
-        to_child = torch.from_numpy(groups).to(ctx.device)
-
-        child_probs = q @ _child_matrix(to_child, ctx.k)
-        memberships = (child_probs * ctx.membership[:, None]).T.contiguous()
-        total = memberships.sum(dim=0)
-        assert torch.allclose(total, ctx.membership, atol=1e-5, rtol=1e-5), "children != parent"
+        memberships, groups, mass = split_by_clusters(q, h, ctx.membership, ctx.k)
 
         parent_mass = float(ctx.membership.sum())
         metrics = {name: float(v) for name, v in losses.items()}

@@ -58,7 +58,7 @@ from hctree import engine
 from hctree.errors import HCTreeError, Interrupted
 from hctree.nets.slcgan_nets import Clusterer, Discriminator, Generator, check_image_shape
 from hctree.splitters.base import ModelState, SplitContext, StageResult
-from hctree.splitters.grouping import ward_groups
+from hctree.splitters.grouping import split_by_clusters
 
 COMPONENTS = ("generator", "discriminator", "clusterer")
 
@@ -498,20 +498,6 @@ def _split(
 
     out = engine.predict_in_batches(probs_and_features, ctx.images, cfg.eval_batch, mask)
     probs, features = out[:, :n_clusters], out[:, n_clusters:]
-    weights = probs * ctx.membership[:, None]  # [N, Y]
-    mass = weights.sum(0)
-    if cfg.overcluster == 1:
-        grouping = np.arange(n_clusters, dtype=np.int64)
-    else:
-        unit = F.normalize(features, dim=1)
-        prototypes = (weights.T @ unit) / mass.clamp_min(1e-12)[:, None]
-        grouping = ward_groups(
-            prototypes.double().cpu().numpy(), mass.double().cpu().numpy(), ctx.k
-        )
-
-    cluster_to_child = torch.as_tensor(grouping, device=ctx.device)
-    child_probs = probs @ F.one_hot(cluster_to_child, ctx.k).float()  # [N, k]
-    memberships = (child_probs * ctx.membership[:, None]).T.contiguous()
-    if not torch.allclose(memberships.sum(0), ctx.membership, atol=1e-4, rtol=1e-4):
-        raise AssertionError("slcgan children do not sum to the parent membership")
+    unit = F.normalize(features, dim=1)
+    memberships, grouping, mass = split_by_clusters(probs, unit, ctx.membership, ctx.k)
     return memberships, grouping, mass.double().cpu().numpy()
