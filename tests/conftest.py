@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from hctree.data import FASHION_MNIST_DIR, ImageSet, fingerprint, load_images
+from hctree.grow import StopFlag
 from hctree.splitters.base import Checkpointer, MemoryCheckpointer, SplitContext
 
 CPU = torch.device("cpu")
@@ -46,6 +47,18 @@ def split_context(
         should_stop=should_stop,
         **extra,
     )
+
+
+def stop_from_poll(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
+    """Make grow's stop flag report a stop request from its ``n``-th poll on
+    (``monkeypatch.undo()`` lifts it)."""
+    polls = {"n": 0}
+
+    def requested(self: StopFlag) -> bool:
+        polls["n"] += 1
+        return polls["n"] >= n
+
+    monkeypatch.setattr(StopFlag, "__call__", requested)
 
 
 def fmnist_classes(

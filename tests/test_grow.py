@@ -12,10 +12,11 @@ import torch
 from hctree.data import load_images
 from hctree.engine import make_generator, rng_state, set_rng_state, to_unit
 from hctree.errors import HCTreeError, Interrupted
-from hctree.grow import StopFlag, grow
+from hctree.grow import grow
 from hctree.splitters import register
 from hctree.splitters.base import SplitContext, StageResult
 from hctree.store import checkpoint_path, read_tree
+from tests.conftest import stop_from_poll
 from tests.treefactory import make_dataset
 
 
@@ -146,13 +147,7 @@ def test_branching_makes_k_way_splits(data, tmp_path):
 def test_interrupted_stage_resumes_to_the_same_tree(data, tmp_path, monkeypatch):
     reference = grow_p(data, tmp_path / "ref.h5", 3).memberships()
     path = tmp_path / "t.h5"
-    polls = {"n": 0}
-
-    def stop_from_40th_poll(self):
-        polls["n"] += 1
-        return polls["n"] >= 40
-
-    monkeypatch.setattr(StopFlag, "__call__", stop_from_40th_poll)
+    stop_from_poll(monkeypatch, 40)
     with pytest.raises(Interrupted):
         grow_p(data, path, 3, checkpoint_every=1e9)
     assert checkpoint_path(path).exists()

@@ -7,8 +7,9 @@ import pytest
 
 from hctree.assign import agreement
 from hctree.errors import Interrupted
-from hctree.grow import StopFlag, grow
+from hctree.grow import grow
 from hctree.store import checkpoint_path
+from tests.conftest import stop_from_poll
 
 
 @pytest.fixture(scope="module")
@@ -23,13 +24,7 @@ def test_interrupted_flat_split_resumes_to_the_same_tree(
     kw = dict(splitter=splitter, preset="tiny", threads=1, seed=2)
     reference = grow(two_classes, tmp_path / "ref.h5", 2, **kw)
 
-    polls = {"n": 0}
-
-    def stop_from_25th_poll(self):
-        polls["n"] += 1
-        return polls["n"] >= 25
-
-    monkeypatch.setattr(StopFlag, "__call__", stop_from_25th_poll)
+    stop_from_poll(monkeypatch, 25)
     with pytest.raises(Interrupted):
         grow(two_classes, tmp_path / "t.h5", 2, checkpoint_every=1e9, **kw)
     assert checkpoint_path(tmp_path / "t.h5").exists()
