@@ -14,7 +14,7 @@ import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,15 +37,18 @@ from hctree.splitters.base import (
 from hctree.store import (
     NodeRecord,
     StageRecord,
+    StateFileError,
     TreeRecord,
     WriterLock,
+    checkpoint_path,
     clear_checkpoint,
     load_checkpoint,
+    read_models,
     read_tree,
     save_checkpoint,
     write_tree,
 )
-from hctree.tree import Tree, child_name
+from hctree.tree import CHILD_DIGITS, Tree, child_name
 
 MASS_TOLERANCE = 1e-4
 
@@ -58,13 +61,22 @@ class FileCheckpointer:
     node: str
     stage: str
     every: float
+    progress: Progress = field(default_factory=NullProgress)
     last: float = 0.0
 
     def __post_init__(self) -> None:
         self.last = time.monotonic()
 
     def load(self) -> dict[str, Any] | None:
-        return load_checkpoint(self.tree_path, self.node, self.stage)
+        """The saved state, or None; an unreadable sidecar is ignored with a warning."""
+        try:
+            return load_checkpoint(self.tree_path, self.node, self.stage)
+        except StateFileError as exc:
+            self.progress.message(
+                f"warning: ignoring the checkpoint {checkpoint_path(self.tree_path)} ({exc}); "
+                f"{self.node} {self.stage} starts from its beginning."
+            )
+            return None
 
     def due(self) -> bool:
         return time.monotonic() - self.last >= self.every
@@ -339,6 +351,7 @@ def _split(
         raise HCTreeError(f"node {node.name} has no mass left to split; grow fewer leaves.")
     stages = splitter.stages(config)
     parent = torch.from_numpy(node.membership).to(device)
+    parent_models = read_models(out, node.parent) if node.parent else None
     for stage in stages[len(node.stages) :]:
         previous = None
         if node.stages:
@@ -352,10 +365,13 @@ def _split(
             config=config,
             device=device,
             seed=derive_seed(seed, node.name, stage),
-            checkpoint=FileCheckpointer(out, node.name, stage, checkpoint_every),
+            checkpoint=FileCheckpointer(out, node.name, stage, checkpoint_every, progress),
             progress=progress,
             should_stop=stop,
             node=node.name,
+            parent_models=parent_models,
+            child_index=CHILD_DIGITS.index(node.name[-1]) if node.parent else 0,
+            stage_models=read_models(out, node.name) if node.stages else None,
         )
         started = time.monotonic()
         result = splitter.run_stage(stage, ctx)

@@ -20,7 +20,6 @@ with the same discipline. ``WriterLock`` keeps a second writer out.
 from __future__ import annotations
 
 import fcntl
-import io
 import json
 import os
 import time
@@ -30,10 +29,10 @@ from typing import Any
 
 import h5py
 import numpy as np
-import torch
 
 from hctree import __version__
 from hctree.errors import HCTreeError
+from hctree.statefile import StateFileError, read_state, write_state
 
 FORMAT = "hctree"
 FORMAT_VERSION = 1
@@ -295,23 +294,25 @@ def checkpoint_path(tree_path: str | os.PathLike) -> Path:
 
 
 def save_checkpoint(tree_path: str | os.PathLike, node: str, stage: str, state: dict) -> None:
-    """Atomically store a stage's mid-training ``state`` (tensors, arrays, numbers, dicts)."""
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    blob = np.frombuffer(buffer.getvalue(), dtype=np.uint8)
+    """Atomically store a stage's mid-training ``state`` as plain HDF5 data (no pickle)."""
 
     def fill(f: h5py.File) -> None:
         f.attrs["format"] = FORMAT + "-checkpoint"
         f.attrs["node"] = node
         f.attrs["stage"] = stage
         f.attrs["saved"] = time.time()
-        f.create_dataset("state", data=blob)
+        write_state(f.create_group("state"), state)
 
     _atomic_h5(checkpoint_path(tree_path), fill)
 
 
 def load_checkpoint(tree_path: str | os.PathLike, node: str, stage: str) -> dict | None:
-    """The checkpoint for ``node``/``stage``, or None if there is none (or it is for another)."""
+    """The checkpoint for ``node``/``stage``, or None if there is none (or it is for another).
+
+    The sidecar is read as data only. One that is damaged or not in hctree's layout
+    (for instance a pickled object) raises :class:`StateFileError`; the grow loop
+    then ignores it, which costs only the work since the last commit.
+    """
     path = checkpoint_path(tree_path)
     if not path.exists():
         return None
@@ -319,10 +320,15 @@ def load_checkpoint(tree_path: str | os.PathLike, node: str, stage: str) -> dict
         with h5py.File(path, "r", locking=False) as f:
             if _attr(f.attrs.get("node")) != node or _attr(f.attrs.get("stage")) != stage:
                 return None
-            blob = f["state"][...].tobytes()
+            group = f.get("state")
+            if not isinstance(group, h5py.Group):
+                raise StateFileError("it is not in hctree's checkpoint layout")
+            state = read_state(group)
     except (OSError, KeyError):
-        return None  # a damaged sidecar only costs the work since the last commit
-    return torch.load(io.BytesIO(blob), map_location="cpu", weights_only=False)
+        raise StateFileError("it cannot be read as an HDF5 file") from None
+    if not isinstance(state, dict):
+        raise StateFileError("it does not hold a stage's state")
+    return state
 
 
 def clear_checkpoint(tree_path: str | os.PathLike) -> None:

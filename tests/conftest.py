@@ -3,10 +3,13 @@ CPU split context for running one splitter stage."""
 
 from __future__ import annotations
 
+import io
 import os
+import pickle
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -14,6 +17,7 @@ import torch
 from hctree.data import FASHION_MNIST_DIR, ImageSet, fingerprint, load_images
 from hctree.grow import StopFlag
 from hctree.splitters.base import Checkpointer, MemoryCheckpointer, SplitContext
+from hctree.store import checkpoint_path
 
 CPU = torch.device("cpu")
 
@@ -103,3 +107,26 @@ def fmnist() -> ImageSet:
 def _fmnist_classes_fixture():
     """The :func:`fmnist_classes` function, for tests that take it as a fixture."""
     return fmnist_classes
+
+
+class _Payload:
+    """Unpickling this object creates a file: what a hostile checkpoint would do."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def pickled_sidecar(tree: os.PathLike, marker: str, node: str = "r", stage: str = "raw") -> None:
+    """A sidecar in the shape older versions wrote: one dataset of torch.save bytes."""
+    buffer = io.BytesIO()
+    torch.save({"attempt": _Payload(marker)}, buffer)
+    with h5py.File(checkpoint_path(tree), "w") as f:
+        f.attrs["format"] = "hctree-checkpoint"
+        f.attrs["node"] = node
+        f.attrs["stage"] = stage
+        f.create_dataset("state", data=np.frombuffer(buffer.getvalue(), dtype=np.uint8))
+    assert pickle.loads(pickle.dumps(_Payload(str(marker) + ".probe"))) is not None
+    os.remove(str(marker) + ".probe")  # the payload works when unpickled

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -16,7 +17,7 @@ from hctree.grow import grow
 from hctree.splitters import register
 from hctree.splitters.base import SplitContext, StageResult
 from hctree.store import checkpoint_path, read_tree
-from tests.conftest import stop_from_poll
+from tests.conftest import pickled_sidecar, stop_from_poll
 from tests.treefactory import make_dataset
 
 
@@ -226,3 +227,43 @@ def test_a_relative_data_path_is_stored_absolute(tmp_path, monkeypatch):
     grow_p(data, tmp_path / "t.h5", 1)
     spec = json.loads(read_tree(tmp_path / "t.h5").attrs["data_spec"])
     assert spec["path"] == str(tmp_path / "rel.npz")
+
+
+class _Messages:
+    """A progress hook that keeps the messages."""
+
+    def __init__(self):
+        self.lines: list[str] = []
+
+    def start(self, title, total, done=0):
+        pass
+
+    def update(self, done, losses=None):
+        pass
+
+    def finish(self):
+        pass
+
+    def message(self, text):
+        self.lines.append(text)
+
+
+def test_a_planted_pickle_sidecar_runs_no_code_and_the_run_still_ends_the_same(
+    data, tmp_path, monkeypatch
+):
+    reference = grow_p(data, tmp_path / "ref.h5", 3).memberships()
+    path, marker = tmp_path / "t.h5", tmp_path / "pwned"
+    stop_from_poll(monkeypatch, 40)
+    with pytest.raises(Interrupted):
+        grow_p(data, path, 3, checkpoint_every=1e9)
+    monkeypatch.undo()
+    with h5py.File(checkpoint_path(path), "r") as f:
+        node, stage = f.attrs["node"], f.attrs["stage"]
+    pickled_sidecar(path, str(marker), node, stage)
+    before = path.read_bytes()
+    messages = _Messages()
+    resumed = grow_p(data, path, 3, progress=messages)
+    assert not marker.exists()
+    assert any("warning: ignoring the checkpoint" in line for line in messages.lines)
+    assert before != path.read_bytes()  # the run went on from the intact tree
+    np.testing.assert_array_equal(resumed.memberships(), reference)

@@ -18,6 +18,7 @@ from hctree.store import (
     FORMAT_VERSION,
     NodeRecord,
     StageRecord,
+    StateFileError,
     TreeRecord,
     WriterLock,
     checkpoint_path,
@@ -209,7 +210,8 @@ def test_checkpoint_round_trip_and_matching(tmp_path):
     assert load_checkpoint(tree, "r0", "refine1") is None
 
 
-def test_damaged_checkpoint_is_ignored(tmp_path):
+def test_damaged_checkpoint_is_refused(tmp_path):
     tree = tmp_path / "tree.h5"
     checkpoint_path(tree).write_bytes(b"garbage")
-    assert load_checkpoint(tree, "r", "raw") is None
+    with pytest.raises(StateFileError, match="HDF5"):
+        load_checkpoint(tree, "r", "raw")

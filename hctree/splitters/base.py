@@ -13,7 +13,6 @@ The grow loop knows nothing about GANs; a splitter knows nothing about HDF5.
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 
 from hctree.errors import HCTreeError
+from hctree.statefile import state_from_bytes, state_to_bytes
 
 ModelState = dict[str, dict[str, np.ndarray]]
 """component name -> parameter/buffer name -> array (a state_dict as numpy)."""
@@ -57,16 +57,14 @@ class MemoryCheckpointer:
     def load(self) -> dict[str, Any] | None:
         if self.blob is None:
             return None
-        return torch.load(io.BytesIO(self.blob), map_location="cpu", weights_only=False)
+        return state_from_bytes(self.blob)
 
     def due(self) -> bool:
         self._calls += 1
         return self.due_every > 0 and self._calls % self.due_every == 0
 
     def save(self, state: dict[str, Any]) -> None:
-        buffer = io.BytesIO()
-        torch.save(state, buffer)
-        self.blob = buffer.getvalue()
+        self.blob = state_to_bytes(state)
         self.saves += 1
 
 
@@ -116,6 +114,9 @@ class SplitContext:
     should_stop: returns True when the user asked to stop (SIGINT/SIGTERM); the
                  stage then saves a checkpoint and raises ``hctree.errors.Interrupted``.
     node:        name of the node being split (for messages).
+    parent_models: the final models of the split that made this node (None at the root).
+    child_index: which child of that split this node is.
+    stage_models: the models of this split's latest stage that stored any (None before).
     """
 
     images: torch.Tensor
@@ -129,6 +130,9 @@ class SplitContext:
     progress: Progress = field(default_factory=NullProgress)
     should_stop: Callable[[], bool] = lambda: False
     node: str = "r"
+    parent_models: ModelState | None = None
+    child_index: int = 0
+    stage_models: ModelState | None = None
 
 
 @dataclass
