@@ -13,4 +13,22 @@ from hctree.errors import HCTreeError  # noqa: E402
 from hctree.grow import grow  # noqa: E402
 from hctree.tree import Tree, open_tree  # noqa: E402
 
-__all__ = ["HCTreeError", "ImageSet", "Tree", "__version__", "grow", "load_images", "open_tree"]
+__all__ = [
+    "HCTreeError",
+    "ImageSet",
+    "Tree",
+    "TreeClustering",
+    "__version__",
+    "grow",
+    "load_images",
+    "open_tree",
+]
+
+
+def __getattr__(name: str):
+    # the estimator pulls in scikit-learn, so it is imported on first use only
+    if name == "TreeClustering":
+        from hctree.estimator import TreeClustering
+
+        return TreeClustering
+    raise AttributeError(f"module 'hctree' has no attribute {name!r}")

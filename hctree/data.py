@@ -138,19 +138,34 @@ def fingerprint(images: np.ndarray) -> str:
 
 
 def load_images(
-    path: str | os.PathLike,
+    path: str | os.PathLike | Any,
     size: int | None = None,
     channels: int | None = None,
     subset: int | None = None,
     seed: int = 0,
+    labels: Any = None,
+    class_names: Any = None,
 ) -> ImageSet:
     """Load images from ``path`` (see the module docstring for formats and conversions).
+
+    ``path`` may also be images already in memory: a numpy array or torch tensor
+    (the array layouts and dtypes of array files), or a dataset object such as a
+    torchvision dataset (its ``data``/``targets``/``classes`` when it has them, else
+    its ``(image, label)`` items). ``labels`` and ``class_names`` go with in-memory
+    images; a dataset's own labels are used when ``labels`` is None. In-memory sets
+    record no path, so commands that reload a tree's images then ask for ``--data``.
 
     size: resize every image to ``size x size``. channels: 1 or 3. subset: keep that many
     images drawn with ``numpy.random.default_rng(seed)`` (indices sorted).
     Raises HCTreeError for anything the user can fix.
     """
     _check_options(size, channels, subset, seed)
+    if not isinstance(path, (str, os.PathLike)):
+        return _load_memory(path, labels, class_names, size, channels, subset, seed)
+    if labels is not None or class_names is not None:
+        raise HCTreeError(
+            "labels and class_names go with images in memory; a file or folder brings its own."
+        )
     source = os.fspath(path)
     source = source if isinstance(source, str) else os.fsdecode(source)
     where = _resolve(source)
@@ -178,6 +193,83 @@ def load_images(
         spec=spec,
         fingerprint=fingerprint(images),
     )
+
+
+def _load_memory(
+    obj: Any,
+    labels: Any,
+    class_names: Any,
+    size: int | None,
+    channels: int | None,
+    subset: int | None,
+    seed: int,
+) -> ImageSet:
+    """An ImageSet from an array, a tensor or a dataset object (see :func:`load_images`)."""
+    kind = type(obj).__name__
+    where = Path(f"the {kind} given")
+    if isinstance(obj, np.ndarray) or _is_tensor(obj):
+        raw = _numpy(obj)
+    elif hasattr(obj, "__len__") and hasattr(obj, "__getitem__"):
+        raw, own_labels, own_names = _dataset_arrays(obj, where)
+        labels = own_labels if labels is None else labels
+        class_names = own_names if class_names is None else class_names
+    else:
+        raise HCTreeError(
+            f"images must be a path, a numpy array, a torch tensor or a dataset, not a {kind}."
+        )
+    if raw.dtype == object:
+        raise HCTreeError(f"the {kind} given does not hold numbers; pass pixel values.")
+    images = _as_images(raw, where)
+    labels, class_names = _as_labels(
+        None if labels is None else _numpy(labels), class_names, len(images), where
+    )
+    keep = _subset_indices(len(images), subset, seed)
+    images = np.ascontiguousarray(_resize(_to_channels(images[keep], channels), size))
+    labels = None if labels is None else labels[keep]
+    spec = {"path": "", "size": size, "channels": channels, "subset": subset, "seed": seed}
+    return ImageSet(
+        images=images,
+        labels=labels,
+        class_names=class_names,
+        source=f"<{kind} in memory>",
+        names=None,
+        spec=spec,
+        fingerprint=fingerprint(images),
+    )
+
+
+def _is_tensor(obj: Any) -> bool:
+    return type(obj).__module__.startswith("torch") and hasattr(obj, "detach")
+
+
+def _numpy(obj: Any) -> np.ndarray:
+    if _is_tensor(obj):
+        return obj.detach().cpu().numpy()
+    return np.asarray(obj)
+
+
+def _dataset_arrays(ds: Any, where: Path) -> tuple[np.ndarray, Any, Any]:
+    """(images, labels or None, class names or None) of a dataset object."""
+    names = getattr(ds, "classes", None)
+    data, targets = getattr(ds, "data", None), getattr(ds, "targets", None)
+    if data is not None and len(data) == len(ds) and getattr(ds, "transform", None) is None:
+        return _numpy(data), None if targets is None else _numpy(targets), names
+    if len(ds) == 0:
+        raise HCTreeError(f"{where} holds zero images; pass a non-empty dataset.")
+    images, labels = [], []
+    for i in range(len(ds)):
+        item = ds[i]
+        image, label = (item[0], item[1]) if isinstance(item, (tuple, list)) else (item, None)
+        images.append(_numpy(image))
+        labels.append(label)
+    shapes = {a.shape for a in images}
+    if len(shapes) > 1:
+        raise HCTreeError(
+            f"the images of {where} have {len(shapes)} different shapes; "
+            "give the dataset a transform that makes them one size."
+        )
+    known = all(label is not None for label in labels)
+    return np.stack(images), np.array([int(v) for v in labels]) if known else None, names
 
 
 # ---------------------------------------------------------------- options and paths

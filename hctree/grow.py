@@ -141,7 +141,9 @@ def _new_record(
 
 def _absolute_spec(spec: dict[str, Any]) -> dict[str, Any]:
     """The load spec with a path that still works from another folder (names stay names)."""
-    path = Path(str(spec.get("path", "")))
+    if not spec.get("path"):
+        return dict(spec)  # images given in memory: there is no path to record
+    path = Path(str(spec["path"]))
     if path.exists():
         return {**spec, "path": str(path.resolve())}
     return dict(spec)
