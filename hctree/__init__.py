@@ -3,7 +3,8 @@
 import hctree
 data = hctree.load_images("fashion-mnist", subset=10000)
 tree = hctree.grow(data, "tree.h5", leaves=10)
-tree.leaves, tree.assignments(), tree.evaluate()
+tree.leaves, tree.assignments(), hctree.evaluate_tree(tree)
+hctree.render_tree(tree, "tree.png"), hctree.assign_images(tree, other_images)
 """
 
 __version__ = "0.1.0"
@@ -19,16 +20,29 @@ __all__ = [
     "Tree",
     "TreeClustering",
     "__version__",
+    "assign_images",
+    "evaluate_tree",
+    "render_tree",
     "grow",
     "load_images",
     "open_tree",
 ]
 
 
-def __getattr__(name: str):
-    # the estimator pulls in scikit-learn, so it is imported on first use only
-    if name == "TreeClustering":
-        from hctree.estimator import TreeClustering
+_LAZY = {
+    "TreeClustering": ("hctree.estimator", "TreeClustering"),
+    "assign_images": ("hctree.assign", "assign"),
+    "evaluate_tree": ("hctree.evaluate", "evaluate"),
+    "render_tree": ("hctree.render", "render_tree"),
+}
 
-        return TreeClustering
+
+def __getattr__(name: str):
+    # these pull in scikit-learn or matplotlib, so they are imported on first use only;
+    # the functions take a Tree, so tree.py needs none of their modules
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
     raise AttributeError(f"module 'hctree' has no attribute {name!r}")

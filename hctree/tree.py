@@ -166,26 +166,6 @@ class Tree:
             return {}
         return read_models(self.path, name)
 
-    # ------------------------------------------------------------ using the tree
-
-    def evaluate(self, labels: np.ndarray | None = None) -> dict[str, Any]:
-        """Flat and tree metrics against ``labels`` (default: the stored labels)."""
-        from hctree.evaluate import evaluate
-
-        return evaluate(self, labels)
-
-    def render(self, out: str | os.PathLike, **options: Any) -> Path:
-        """Draw the tree figure (see :func:`hctree.render.render_tree`)."""
-        from hctree.render import render_tree
-
-        return render_tree(self, out, **options)
-
-    def assign(self, data: Any, device: str = "auto") -> np.ndarray:
-        """Soft leaf memberships ``[L, M]`` of new images (see :func:`hctree.assign.assign`)."""
-        from hctree.assign import assign
-
-        return assign(self, data, device=device)
-
     # ------------------------------------------------------------ export
 
     def to_networkx(self) -> nx.DiGraph:

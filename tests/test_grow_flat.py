@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import hctree
 from hctree.assign import agreement
 from hctree.errors import Interrupted
 from hctree.grow import grow
@@ -33,6 +34,6 @@ def test_interrupted_flat_split_resumes_to_the_same_tree(
 
     np.testing.assert_array_equal(resumed.memberships(), reference.memberships())
     assert resumed.memberships().sum(0) == pytest.approx(np.ones(len(two_classes)), abs=1e-4)
-    routed = resumed.assign(two_classes, device="cpu")
+    routed = hctree.assign_images(resumed, two_classes, device="cpu")
     assert agreement(resumed, routed) >= 0.95
-    assert resumed.evaluate()["leaves"] == 2
+    assert hctree.evaluate_tree(resumed)["leaves"] == 2

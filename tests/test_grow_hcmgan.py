@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+import hctree
 from cli.main import cli
 from hctree.assign import agreement
 from hctree.data import load_images
@@ -77,7 +78,7 @@ def test_three_leaf_tree_end_to_end(three_classes, tmp_path):
     assert purity(data.labels, tree.assignments()) > 0.6
     assert not checkpoint_path(tmp_path / "t.h5").exists()
     # the stored split classifiers route the training images to their stored leaves
-    routed = tree.assign(data, device="cpu")
+    routed = hctree.assign_images(tree, data, device="cpu")
     np.testing.assert_allclose(routed, tree.memberships(), atol=1e-4)
     assert agreement(tree, routed) >= 0.95
     # and the command writes them as CSV rows: index, name, label, leaf, probability, ...

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -60,3 +63,17 @@ def test_child_names_sort_depth_first():
     names = [child_name("r", i) for i in range(12)]
     assert names[:3] == ["r0", "r1", "r2"] and names[10] == "ra"
     assert sorted(names) == names
+
+
+def test_the_tree_module_needs_none_of_the_modules_that_use_it():
+    code = (
+        "import sys, hctree.tree; "
+        "print(sorted(m for m in ('hctree.assign', 'hctree.evaluate', 'hctree.render') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    import hctree
+    from hctree.evaluate import evaluate
+
+    assert hctree.evaluate_tree is evaluate
