@@ -259,8 +259,12 @@ def grow(
     overrides = dict(overrides or {})
     cls = get_splitter(splitter)
     torch_device = resolve_device(device)
-    if leaves < 1:
-        raise HCTreeError(f"--leaves must be at least 1, not {leaves}.")
+    if leaves < 2:
+        raise HCTreeError(f"--leaves must be at least 2 (a tree needs a split), not {leaves}.")
+    if leaves > len(data):
+        raise HCTreeError(
+            f"--leaves {leaves} is more than the {len(data)} images; ask for fewer leaves."
+        )
     if branching is not None and branching < 2:
         raise HCTreeError(f"--branching must be at least 2, not {branching}.")
     if branching is not None and cls.max_branching is not None and branching > cls.max_branching:

@@ -90,14 +90,32 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _reason(exc: Exception) -> str:
+    """A short cause of a failed write (h5py hides errno in its message)."""
+    if getattr(exc, "strerror", None):
+        return exc.strerror.lower()
+    text = str(exc).lower()
+    for words in ("no space left", "file too large", "permission denied", "read-only"):
+        if words in text:
+            return words
+    return "the write failed"
+
+
 def _atomic_h5(path: Path, fill) -> None:
     """Write an HDF5 file through ``fill(h5file)`` into a temp file, fsync, rename over ``path``."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with h5py.File(tmp, "w", locking=False) as f:
-            fill(f)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
+        try:
+            with h5py.File(tmp, "w", locking=False) as f:
+                fill(f)
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+        except (OSError, RuntimeError) as exc:  # h5py reports a failed write at close
+            before = "is unchanged" if path.exists() else "was not created"
+            raise HCTreeError(
+                f"cannot write {path.name} in {path.parent} ({_reason(exc)}); the file {before}: "
+                "free disk space, or choose a writable folder with -o."
+            ) from None
         os.replace(tmp, path)
         _fsync_dir(path)
     finally:
@@ -346,8 +364,14 @@ class WriterLock:
         self._fd: int | None = None
 
     def __enter__(self) -> WriterLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise HCTreeError(
+                f"cannot create files in {self.path.parent} ({_reason(exc)}); "
+                "choose a writable folder with -o."
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -169,7 +169,7 @@ def test_contradicting_options_are_refused_and_the_file_is_untouched(data, tmp_p
         (dict(overrides={"steps": 3}), "preset"),
         (dict(seed=4), "seed"),
         (dict(branching=3), "branching"),
-        (dict(leaves=1), "already has 2 leaves"),
+        (dict(leaves=1), "at least 2"),
     ]
     for change, words in cases:
         kw = dict(data=data, path=path, leaves=3)
@@ -224,7 +224,7 @@ def test_a_relative_data_path_is_stored_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     make_dataset(tmp_path / "rel.npz", n_per_class=5, n_classes=2)
     data = load_images("rel.npz")
-    grow_p(data, tmp_path / "t.h5", 1)
+    grow_p(data, tmp_path / "t.h5", 2)
     spec = json.loads(read_tree(tmp_path / "t.h5").attrs["data_spec"])
     assert spec["path"] == str(tmp_path / "rel.npz")
 
