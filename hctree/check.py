@@ -24,10 +24,10 @@ def check_tree(path: str | os.PathLike) -> str | None:
     """The first problem of the tree file at ``path``, or None."""
     path = Path(path)
     record = read_tree(path, stages=False)
-    return _structure(record) or _models(path, record)
+    return check_structure(record) or check_models(path, record)
 
 
-def _structure(record: TreeRecord) -> str | None:
+def check_structure(record: TreeRecord) -> str | None:
     nodes, n = record.nodes, int(record.attrs.get("n", -1))
     if "r" not in nodes:
         return "the tree has no root node r."
@@ -63,7 +63,7 @@ def _structure(record: TreeRecord) -> str | None:
     return None
 
 
-def _models(path: Path, record: TreeRecord) -> str | None:
+def check_models(path: Path, record: TreeRecord) -> str | None:
     """Every split's stored models build the predictor they were trained as."""
     try:
         cls = get_splitter(str(record.attrs["splitter"]))
