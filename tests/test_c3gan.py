@@ -8,15 +8,14 @@ import pytest
 import torch
 
 from hctree.errors import HCTreeError, Interrupted
+from hctree.invariance import augment, nt_xent
 from hctree.splitters import get_splitter, make_config
 from hctree.splitters.base import MemoryCheckpointer
 from hctree.splitters.c3gan import (
     C3GANSplitter,
-    augment,
     build_models,
     entropy_regulariser,
     mask_regulariser,
-    nt_xent,
     perturbation_theta,
 )
 from tests.conftest import CPU, split_context

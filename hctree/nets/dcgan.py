@@ -132,7 +132,11 @@ class Trunk(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """A trunk shared by a real/fake head (one logit) and a k-way classifier head."""
+    """A trunk shared by a real/fake head (one logit) and a k-way classifier head.
+
+    With ``proj_dim`` > 0 the trunk also feeds a projection head ``p_head`` (two
+    linear layers) whose outputs a contrastive loss compares across views.
+    """
 
     def __init__(
         self,
@@ -142,11 +146,21 @@ class Discriminator(nn.Module):
         width: int = 128,
         kernel: int = 5,
         norm: str = "layer_norm",
+        proj_dim: int = 0,
     ):
         super().__init__()
         self.trunk = Trunk(size, channels, width, kernel, norm)
         self.d_head = nn.Linear(self.trunk.features, 1)
         self.c_head = nn.Linear(self.trunk.features, k)
+        self.p_head = (
+            nn.Sequential(
+                nn.Linear(self.trunk.features, 4 * proj_dim),
+                nn.ReLU(True),
+                nn.Linear(4 * proj_dim, proj_dim),
+            )
+            if proj_dim > 0
+            else None
+        )
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Images ``[B, C, S, S]`` -> trunk features ``[B, F]``."""
@@ -168,6 +182,13 @@ class Discriminator(nn.Module):
         """Images ``[B, C, S, S]`` -> class probabilities float ``[B, k]`` (rows sum to 1)."""
         return torch.softmax(self.c_head(self.trunk(x)).float(), dim=1)
 
+    def project(self, feats: torch.Tensor) -> torch.Tensor:
+        """Features ``[B, F]`` -> projections ``[B, proj_dim]`` (needs ``proj_dim`` > 0)."""
+        if self.p_head is None:
+            raise RuntimeError("this discriminator was built without a projection head")
+        return self.p_head(feats)
+
     def head_parameters(self) -> list[nn.Parameter]:
-        """What D's optimiser updates: the trunk and the real/fake head."""
-        return [*self.trunk.parameters(), *self.d_head.parameters()]
+        """What D's optimiser updates: the trunk, the real/fake head and the projection."""
+        extra = [] if self.p_head is None else list(self.p_head.parameters())
+        return [*self.trunk.parameters(), *self.d_head.parameters(), *extra]

@@ -39,6 +39,7 @@ import torch.nn.functional as F
 
 from hctree import engine
 from hctree.errors import HCTreeError, Interrupted
+from hctree.invariance import augment, nt_xent
 from hctree.nets.c3gan_nets import SIZES, C3Discriminator, C3Generator, init_weights
 from hctree.splitters.base import ModelState, SplitContext, StageResult
 from hctree.splitters.grouping import split_by_clusters
@@ -76,6 +77,7 @@ class Config:
     beta2: float = 0.999
     perturbation: str = "weak"
     crop_scale_min: float = 0.2
+    tint: float = 0.0  # colour-cast strength of the contrastive view (colour images; 0: paper)
     predict_batch: int = 1024
     bn_batches: int = 50
 
@@ -107,6 +109,8 @@ class Config:
             raise HCTreeError(
                 f"setting perturbation must be one of {names}, not {self.perturbation!r}."
             )
+        if not (self.tint >= 0 and math.isfinite(self.tint)):
+            raise HCTreeError(f"setting tint must be a finite number >= 0, not {self.tint}.")
         if not 0 < self.crop_scale_min <= 1:
             raise HCTreeError(
                 f"setting crop_scale_min must lie in (0, 1], not {self.crop_scale_min}."
@@ -140,62 +144,12 @@ def perturbation_theta(
     return torch.stack([row0, row1], dim=1)
 
 
-def augment(x: torch.Tensor, crop_scale_min: float, gen: torch.Generator) -> torch.Tensor:
-    """A random view of real images float ``[B,C,H,W]`` in [-1, 1] (same shape).
-
-    Random resized crop (area in ``[crop_scale_min, 1]``, aspect ratio in [3/4, 4/3]),
-    horizontal flip, and with probability 0.8 brightness/contrast (and, for colour,
-    saturation) jitter of 0.4; colour views turn grey with probability 0.2.
-    """
-    b, c = x.shape[:2]
-    u = torch.rand(b, 10, generator=gen, device=x.device)
-    area = crop_scale_min + (1 - crop_scale_min) * u[:, 0]
-    log_ratio = math.log(3 / 4) + (math.log(4 / 3) - math.log(3 / 4)) * u[:, 1]
-    sx = (area * log_ratio.exp()).sqrt().clamp(max=1)
-    sy = (area / log_ratio.exp()).sqrt().clamp(max=1)
-    cx = (1 - sx) * (2 * u[:, 2] - 1)
-    cy = (1 - sy) * (2 * u[:, 3] - 1)
-    flip = torch.where(u[:, 4] < 0.5, -1.0, 1.0)
-    zero = torch.zeros_like(sx)
-    theta = torch.stack(
-        [torch.stack([sx * flip, zero, cx], 1), torch.stack([zero, sy, cy], 1)], dim=1
-    )
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    view = F.grid_sample(x, grid, padding_mode="border", align_corners=False)
-    img = (view + 1) / 2
-    jitter = (u[:, 5] < 0.8).float()[:, None, None, None]
-    bright = 1 + 0.4 * (2 * u[:, 6] - 1)[:, None, None, None] * jitter
-    contrast = 1 + 0.4 * (2 * u[:, 7] - 1)[:, None, None, None] * jitter
-    img = img * bright
-    grey = img.mean(dim=1, keepdim=True)
-    img = (img - grey.mean(dim=(2, 3), keepdim=True)) * contrast + grey.mean(
-        dim=(2, 3), keepdim=True
-    )
-    if c == 3:
-        sat = 1 + 0.4 * (2 * u[:, 8] - 1)[:, None, None, None] * jitter
-        grey = img.mean(dim=1, keepdim=True)
-        img = (img - grey) * sat + grey
-        to_grey = (u[:, 9] < 0.2).float()[:, None, None, None]
-        img = img * (1 - to_grey) + img.mean(dim=1, keepdim=True) * to_grey
-    return img.clamp(0, 1) * 2 - 1
-
-
 # ---------------------------------------------------------------- losses
 
 
 def cluster_logits(h: torch.Tensor, centroids: torch.Tensor, tau: float) -> torch.Tensor:
     """Cosine similarities / tau, float32 ``[B, Y]``, between ``h`` ``[B,d]`` and ``[Y,d]``."""
     return F.normalize(h.float(), dim=1) @ F.normalize(centroids.float(), dim=1).T / tau
-
-
-def nt_xent(h1: torch.Tensor, h2: torch.Tensor, tau: float) -> torch.Tensor:
-    """Contrastive loss of two views ``[B, d]``: each row's positive is its other view."""
-    feats = F.normalize(torch.cat([h1, h2]).float(), dim=1)
-    sim = feats @ feats.T / tau
-    n = h1.shape[0]
-    sim = sim.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=sim.device), float("-inf"))
-    target = torch.arange(2 * n, device=sim.device).roll(n)
-    return F.cross_entropy(sim, target)
 
 
 def entropy_regulariser(logits: torch.Tensor) -> torch.Tensor:
@@ -283,7 +237,7 @@ class _Trainer:
         """One D update and one G update; returns the loss terms (tensors, no sync)."""
         cfg, device, b = self.config, images.device, self.config.batch_size
         real = engine.sample_batch(images, membership, b, self.rng)
-        view = augment(real, cfg.crop_scale_min, self.rng)
+        view = augment(real, cfg.crop_scale_min, self.rng, cfg.tint)
         codes = draw_codes(b, self.n_clusters, self.rng, device)
         z = torch.randn(b, cfg.z_dim, generator=self.rng, device=device)
         eps = torch.randn(b, cfg.cz_dim, generator=self.rng, device=device)
@@ -453,12 +407,13 @@ class C3GANSplitter:
         "paper": {},
         "fast": {
             "iterations": 6000, "batch_size": 64, "overcluster": 3, "g_width": 256,
-            "g_res_blocks": 1, "d_width": 64, "h_dim": 256, "lambda_entropy": 1.0,
+            "g_res_blocks": 1, "d_width": 64, "h_dim": 256, "lambda_entropy": 1.0, "tint": 0.5,
         },
         "cpu": {
             "iterations": 400, "batch_size": 32, "overcluster": 2, "z_dim": 32, "cz_dim": 8,
             "g_width": 32, "g_res_blocks": 0, "d_width": 16, "h_dim": 64,
             "crop_scale_min": 0.4, "lr": 5e-4, "lambda_entropy": 2.0, "bn_batches": 20,
+            "tint": 0.5,
         },
         "tiny": {
             "iterations": 60, "batch_size": 32, "overcluster": 2, "z_dim": 16, "cz_dim": 4,

@@ -30,14 +30,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from hctree import engine
 from hctree.errors import HCTreeError, Interrupted
+from hctree.invariance import augment, imbalance, nt_xent, view_agreement
+from hctree.kmeans import weighted_kmeans
 from hctree.nets.dcgan import G_NORMS, NORMS, Discriminator, Generator, check_image_shape
 from hctree.splitters.base import ModelState, SplitContext, StageResult
+
+SPLIT_INITS = ("none", "kmeans")
 
 
 @dataclass
@@ -71,6 +76,23 @@ class Config:
     max_attempts: int = 4
     predict_batch: int = 2048
     log_every: int = 20
+    # invariance (all off in the paper): two random views of each real batch
+    lambda_contrast: float = 0.0  # NT-Xent of the views' trunk projections (trains the trunk)
+    lambda_agree: float = 0.0  # C gives both views the same confident class (C and trunk)
+    lambda_balance: float = 0.0  # C's batch-mean class distribution kept near uniform
+    contrast_tau: float = 0.5
+    proj_dim: int = 64  # projection head size when lambda_contrast > 0
+    crop_scale_min: float = 0.4  # smallest crop area of a view
+    tint: float = 0.0  # colour-cast strength of a view (colour images)
+    inherit: bool = False  # start discriminators from the parent split's trunk
+    embed_iters: int = 0  # contrastive-only trunk iterations before a split with no parent trunk
+    embed_batch: int = 128  # real images per contrastive warm-up iteration
+    split_init: str = "none"  # none | kmeans: raw split's C also fits a k-means of the trunk
+    lambda_target: float = 1.0  # weight of C's loss on real images against those targets
+
+    @property
+    def uses_views(self) -> bool:
+        return self.lambda_contrast > 0 or self.lambda_agree > 0 or self.lambda_balance > 0
 
     def validate(self) -> None:
         """Raise HCTreeError naming the first bad value."""
@@ -108,6 +130,24 @@ class Config:
             raise HCTreeError("setting min_child_fraction must be in [0, 0.5).")
         if self.collapse_loss < 0:
             raise HCTreeError("setting collapse_loss must be >= 0 (0 disables the check).")
+        for name in ("lambda_contrast", "lambda_agree", "lambda_balance", "tint"):
+            value = getattr(self, name)
+            if not (value >= 0 and math.isfinite(value)):
+                raise HCTreeError(f"setting {name} must be a finite number >= 0.")
+        if not self.contrast_tau > 0:
+            raise HCTreeError("setting contrast_tau must be a positive number.")
+        if self.embed_iters < 0 or self.embed_batch < 2:
+            raise HCTreeError("settings embed_iters must be >= 0 and embed_batch >= 2.")
+        if self.embed_iters and not self.lambda_contrast > 0:
+            raise HCTreeError("setting embed_iters needs lambda_contrast > 0 (a projection head).")
+        if self.split_init not in SPLIT_INITS:
+            raise HCTreeError(f"setting split_init must be one of {', '.join(SPLIT_INITS)}.")
+        if not (self.lambda_target >= 0 and math.isfinite(self.lambda_target)):
+            raise HCTreeError("setting lambda_target must be a finite number >= 0.")
+        if self.proj_dim < 1:
+            raise HCTreeError(f"setting proj_dim must be at least 1, not {self.proj_dim}.")
+        if not 0 < self.crop_scale_min <= 1:
+            raise HCTreeError("setting crop_scale_min must lie in (0, 1].")
 
 
 # Short budgets (cpu, tiny) learn much faster with BatchNorm in the generators, 3x3
@@ -181,8 +221,9 @@ def _build_modules(
         Generator(size, channels, config.latent_dim, config.width_g, config.kernel_g, config.norm_g)
         for _ in range(k)
     )
+    proj_dim = config.proj_dim if config.lambda_contrast > 0 else 0
     discs = nn.ModuleList(
-        Discriminator(size, channels, k, config.width_d, config.kernel_d, config.norm_d)
+        Discriminator(size, channels, k, config.width_d, config.kernel_d, config.norm_d, proj_dim)
         for _ in range(n_disc)
     )
     return gens, discs
@@ -237,10 +278,46 @@ def _ensemble(discriminators: nn.ModuleList, device: torch.device) -> Callable:
     return probabilities
 
 
+def _inherit_trunks(nets: _Nets, ctx: SplitContext, refine: bool) -> bool:
+    """Start each discriminator's trunk (and projection) from trained ones.
+
+    A refinement's group j starts from the previous stage of this split (its D, or
+    its D_j); a raw split starts from the parent split's discriminator that saw this
+    node's images (the raw D, or the refinement's D_i for child i). The root starts
+    fresh. The classifier and real/fake heads always start fresh. Returns whether
+    any trunk was inherited.
+    """
+    source = ctx.stage_models if refine else ctx.parent_models
+    if not source:
+        return False
+    inherited = False
+    for d, disc in enumerate(nets.discriminators):
+        name = "D" if "D" in source else f"D{d if refine else ctx.child_index}"
+        if name not in source:
+            continue
+        own = disc.state_dict()
+        shared = {
+            key: torch.from_numpy(np.asarray(value))
+            for key, value in source[name].items()
+            if key.startswith(("trunk.", "p_head."))
+            and key in own
+            and tuple(own[key].shape) == tuple(np.shape(value))
+        }
+        disc.load_state_dict(shared, strict=False)
+        inherited = inherited or bool(shared)
+    return inherited
+
+
 # ---------------------------------------------------------------- checkpoint state
 
 
-def _state(nets: _Nets, gen: torch.Generator, attempt: int, iteration: int) -> dict[str, Any]:
+def _state(
+    nets: _Nets,
+    gen: torch.Generator,
+    attempt: int,
+    iteration: int,
+    targets: torch.Tensor | None = None,
+) -> dict[str, Any]:
     models = {
         name: {k: v.detach().cpu().clone() for k, v in m.state_dict().items()}
         for name, m in nets.components().items()
@@ -258,6 +335,7 @@ def _state(nets: _Nets, gen: torch.Generator, attempt: int, iteration: int) -> d
         "rng": engine.rng_state(gen),
         "models": models,
         "optims": optims,
+        **({} if targets is None else {"targets": targets.detach().cpu().clone()}),
     }
 
 
@@ -295,11 +373,13 @@ def _train_step(
     sigma: float,
     gen: torch.Generator,
     device: torch.device,
+    targets: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """One iteration: D and C steps for every discriminator, then one generator step.
 
     ``weights[d]`` (float ``[N]``) is where discriminator d draws its real images.
-    Returns detached scalar losses (no host sync).
+    ``targets`` (int64 ``[N]``, optional): a child per image that C also learns on
+    real images (C's head only). Returns detached scalar losses (no host sync).
     """
     k, b = len(nets.generators), config.batch_gen
     labels = torch.arange(k, device=device).repeat_interleave(b)
@@ -308,26 +388,33 @@ def _train_step(
         fakes = torch.cat([g(z[j]) for j, g in enumerate(nets.generators)])
     fakes = _add_noise(fakes, sigma, gen)
 
-    loss_d, loss_c = [], []
+    loss_d, loss_c, loss_v = [], [], []
     for d, disc in enumerate(nets.discriminators):
-        real = _add_noise(
-            engine.sample_batch(images, weights[d], config.batch_real, gen), sigma, gen
-        )
+        idx = torch.multinomial(weights[d], config.batch_real, replacement=True, generator=gen)
+        clean = engine.to_unit(images.index_select(0, idx))
+        real = _add_noise(clean, sigma, gen)
         own = nets.own[d]
         with _autocast(device):
             feats_fake = disc.features(fakes.detach())
-            logit_real = disc.real_logit(disc.features(real)).float()
+            feats_real = disc.features(real)
+            logit_real = disc.real_logit(feats_real).float()
             logit_fake = disc.real_logit(feats_fake[own]).float()
             ld = F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real))
             ld = ld + F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake))
             lc = F.cross_entropy(disc.classify_frozen(feats_fake).float(), labels)
+            if targets is not None:
+                fit = F.cross_entropy(disc.classify_frozen(feats_real).float(), targets[idx])
+                lc = lc + config.lambda_target * fit
+        lv = _view_loss(disc, clean, config, gen, device) if config.uses_views else None
         nets.opt_d[d].zero_grad(set_to_none=True)
         nets.opt_c[d].zero_grad(set_to_none=True)
-        (ld + lc).backward()
+        (ld + lc if lv is None else ld + lc + lv).backward()
         nets.opt_d[d].step()
         nets.opt_c[d].step()
         loss_d.append(ld.detach())
         loss_c.append(lc.detach())
+        if lv is not None:
+            loss_v.append(lv.detach())
 
     adv, cls = [], []
     with _autocast(device):
@@ -346,12 +433,96 @@ def _train_step(
     nets.opt_g.zero_grad(set_to_none=True)
     loss_g.backward(inputs=list(nets.generators.parameters()))
     nets.opt_g.step()
-    return {
+    out = {
         "d": torch.stack(loss_d).mean(),
         "c": torch.stack(loss_c).mean(),
         "g_adv": adv_own.detach().mean(),
         "g_cls": cls_mean.detach().mean(),
     }
+    if loss_v:
+        out["views"] = torch.stack(loss_v).mean()
+    return out
+
+
+@torch.no_grad()
+def _kmeans_targets(
+    disc: Discriminator, ctx: SplitContext, parent: torch.Tensor, gen: torch.Generator
+) -> torch.Tensor:
+    """A child per image: weighted k-means of the unit-length trunk features.
+
+    Images outside the node get child 0 (they are never drawn). int64 ``[N]``.
+    """
+    config: Config = ctx.config
+    inside = parent > 0
+    feats = engine.predict_in_batches(
+        lambda x: F.normalize(disc.features(x).float(), dim=1),
+        ctx.images,
+        config.predict_batch,
+        inside,
+    )
+    rows = inside.nonzero().squeeze(1)
+    labels = weighted_kmeans(feats[rows], parent[rows], ctx.k, gen)
+    targets = torch.zeros(len(parent), dtype=torch.long, device=parent.device)
+    targets[rows] = labels
+    return targets
+
+
+def _embed_step(
+    disc: Discriminator,
+    opt: torch.optim.Optimizer,
+    images: torch.Tensor,
+    membership: torch.Tensor,
+    config: Config,
+    gen: torch.Generator,
+    device: torch.device,
+) -> dict[str, torch.Tensor]:
+    """One contrastive step of the trunk alone (the warm-up of a split with no parent)."""
+    clean = engine.sample_batch(images, membership, config.embed_batch, gen)
+    b = clean.shape[0]
+    views = torch.cat(
+        [
+            augment(clean, config.crop_scale_min, gen, config.tint),
+            augment(clean, config.crop_scale_min, gen, config.tint),
+        ]
+    )
+    with _autocast(device):
+        proj = disc.project(disc.features(views))
+        loss = nt_xent(proj[:b], proj[b:], config.contrast_tau)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return {"embed": loss.detach()}
+
+
+def _view_loss(
+    disc: Discriminator,
+    clean: torch.Tensor,
+    config: Config,
+    gen: torch.Generator,
+    device: torch.device,
+) -> torch.Tensor:
+    """The invariance terms on two random views of the real batch ``clean``.
+
+    Contrast trains the trunk and projection head; agreement and balance train C's
+    head and, through it, the trunk: real images then divide by what survives a
+    crop, a flip and a change of brightness, contrast or colour.
+    """
+    b = clean.shape[0]
+    views = torch.cat(
+        [
+            augment(clean, config.crop_scale_min, gen, config.tint),
+            augment(clean, config.crop_scale_min, gen, config.tint),
+        ]
+    )
+    with _autocast(device):
+        feats = disc.features(views)
+        logits = disc.classify(feats).float()
+        loss = config.lambda_agree * view_agreement(logits[:b], logits[b:])
+        loss = loss + config.lambda_balance * imbalance(logits)
+        if config.lambda_contrast > 0:
+            proj = disc.project(feats)
+            loss = loss + config.lambda_contrast * nt_xent(proj[:b], proj[b:], config.contrast_tau)
+    return loss
 
 
 @torch.no_grad()
@@ -441,24 +612,35 @@ class HCMGANSplitter:
         seed = ctx.seed if attempt == 0 else engine.derive_seed(ctx.seed, "attempt", attempt)
         image_shape = tuple(ctx.images.shape[1:])
         nets = _build_nets(config, k, refine, image_shape, engine.derive_seed(seed, "init"), device)
+        inherited = config.inherit and _inherit_trunks(nets, ctx, refine)
         gen = engine.make_generator(engine.derive_seed(seed, "train"), device)
         weights = list(ctx.previous.float()) if refine else [parent]
-        total = _iterations(config, refine, mass, k)
+        warm = 0 if refine or inherited else config.embed_iters
+        gan_iters = _iterations(config, refine, mass, k)
+        total = warm + gan_iters
         start = _restore(nets, gen, saved) if saved is not None else 0
+        targets = None if saved is None or "targets" not in saved else saved["targets"].to(device)
+        seeded = not refine and config.split_init == "kmeans"
 
         title = f"{ctx.node} {stage}"
         ctx.progress.start(title, total, start)
         losses: dict[str, torch.Tensor] = {}
         for i in range(start, total):
-            sigma = config.noise * (1.0 - (i + 1) / total)
-            losses = _train_step(nets, ctx.images, weights, config, sigma, gen, device)
+            if i < warm:
+                losses = _embed_step(nets.discriminators[0], nets.opt_d[0], ctx.images, parent,
+                                     config, gen, device)  # fmt: skip
+            else:
+                if seeded and targets is None:
+                    targets = _kmeans_targets(nets.discriminators[0], ctx, parent, gen)
+                sigma = config.noise * (1.0 - (i - warm + 1) / gan_iters)
+                losses = _train_step(nets, ctx.images, weights, config, sigma, gen, device, targets)
             if (i + 1) % config.log_every == 0 or i + 1 == total:
                 ctx.progress.update(i + 1, {n: float(v) for n, v in losses.items()})
             if ctx.should_stop():
-                ctx.checkpoint.save(_state(nets, gen, attempt, i + 1))
+                ctx.checkpoint.save(_state(nets, gen, attempt, i + 1, targets))
                 raise Interrupted()
             if ctx.checkpoint.due():
-                ctx.checkpoint.save(_state(nets, gen, attempt, i + 1))
+                ctx.checkpoint.save(_state(nets, gen, attempt, i + 1, targets))
         ctx.progress.finish()
 
         nets.generators.eval()

@@ -1,0 +1,89 @@
+"""Random views of real images, and the losses that make a network agree across them.
+
+A view keeps what an image shows and changes what should not matter for it:
+framing (crop, flip), brightness and contrast, and for colour images saturation,
+an optional colour cast and sometimes all colour. ``nt_xent`` asks features of two
+views of one image to be closer than those of other images; ``view_agreement``
+asks a classifier to give two views of one image the same confident class.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def augment(
+    x: torch.Tensor, crop_scale_min: float, gen: torch.Generator, tint: float = 0.0
+) -> torch.Tensor:
+    """A random view of real images float ``[B,C,H,W]`` in [-1, 1] (same shape).
+
+    Random resized crop (area in ``[crop_scale_min, 1]``, aspect ratio in [3/4, 4/3]),
+    horizontal flip, and with probability 0.8 brightness/contrast (and, for colour,
+    saturation) jitter of 0.4; colour views turn grey with probability 0.2. With
+    ``tint`` > 0, colour views are also multiplied channel by channel by gains drawn
+    from ``[1 - tint, 1 + tint]``, so a colour cast is something a view may change.
+    """
+    b, c = x.shape[:2]
+    u = torch.rand(b, 10, generator=gen, device=x.device)
+    area = crop_scale_min + (1 - crop_scale_min) * u[:, 0]
+    log_ratio = math.log(3 / 4) + (math.log(4 / 3) - math.log(3 / 4)) * u[:, 1]
+    sx = (area * log_ratio.exp()).sqrt().clamp(max=1)
+    sy = (area / log_ratio.exp()).sqrt().clamp(max=1)
+    cx = (1 - sx) * (2 * u[:, 2] - 1)
+    cy = (1 - sy) * (2 * u[:, 3] - 1)
+    flip = torch.where(u[:, 4] < 0.5, -1.0, 1.0)
+    zero = torch.zeros_like(sx)
+    theta = torch.stack(
+        [torch.stack([sx * flip, zero, cx], 1), torch.stack([zero, sy, cy], 1)], dim=1
+    )
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    view = F.grid_sample(x, grid, padding_mode="border", align_corners=False)
+    img = (view + 1) / 2
+    jitter = (u[:, 5] < 0.8).float()[:, None, None, None]
+    bright = 1 + 0.4 * (2 * u[:, 6] - 1)[:, None, None, None] * jitter
+    contrast = 1 + 0.4 * (2 * u[:, 7] - 1)[:, None, None, None] * jitter
+    img = img * bright
+    grey = img.mean(dim=1, keepdim=True)
+    img = (img - grey.mean(dim=(2, 3), keepdim=True)) * contrast + grey.mean(
+        dim=(2, 3), keepdim=True
+    )
+    if c == 3:
+        sat = 1 + 0.4 * (2 * u[:, 8] - 1)[:, None, None, None] * jitter
+        grey = img.mean(dim=1, keepdim=True)
+        img = (img - grey) * sat + grey
+        if tint > 0:
+            gains = 1 + tint * (2 * torch.rand(b, 3, generator=gen, device=x.device) - 1)
+            img = img * gains[:, :, None, None]
+        to_grey = (u[:, 9] < 0.2).float()[:, None, None, None]
+        img = img * (1 - to_grey) + img.mean(dim=1, keepdim=True) * to_grey
+    return img.clamp(0, 1) * 2 - 1
+
+
+def nt_xent(h1: torch.Tensor, h2: torch.Tensor, tau: float) -> torch.Tensor:
+    """Contrastive loss of two views ``[B, d]``: each row's positive is its other view."""
+    feats = F.normalize(torch.cat([h1, h2]).float(), dim=1)
+    sim = feats @ feats.T / tau
+    n = h1.shape[0]
+    sim = sim.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=sim.device), float("-inf"))
+    target = torch.arange(2 * n, device=sim.device).roll(n)
+    return F.cross_entropy(sim, target)
+
+
+def view_agreement(logits1: torch.Tensor, logits2: torch.Tensor) -> torch.Tensor:
+    """How much two views' class distributions disagree: ``-mean log <p1, p2>``.
+
+    Logits float ``[B, k]``. Zero only when both views put all their probability on
+    the same class, so it rewards classes that are both confident and invariant.
+    """
+    p1 = logits1.float().softmax(dim=1)
+    p2 = logits2.float().softmax(dim=1)
+    return -(p1 * p2).sum(dim=1).clamp_min(1e-8).log().mean()
+
+
+def imbalance(logits: torch.Tensor) -> torch.Tensor:
+    """``log k - H(mean p)``, float: zero when the batch uses the k classes evenly."""
+    p_bar = logits.float().softmax(dim=1).mean(dim=0)
+    return math.log(p_bar.numel()) + (p_bar * p_bar.clamp_min(1e-12).log()).sum()

@@ -1,0 +1,99 @@
+"""HC-MGAN's invariant, inherited, k-means-seeded split (the cpu/fast default recipe)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hctree.errors import HCTreeError, Interrupted
+from hctree.invariance import augment, imbalance, view_agreement
+from hctree.kmeans import weighted_kmeans
+from hctree.splitters import make_config
+from hctree.splitters.base import MemoryCheckpointer
+from hctree.splitters.hcmgan import HCMGANSplitter, _build_nets, _inherit_trunks
+from tests.conftest import CPU, split_context
+from tests.test_hcmgan import StopAfter, pair, purity, small  # noqa: F401 - fixtures
+
+RECIPE = {"lambda_contrast": 1.0, "split_init": "kmeans", "inherit": True}
+QUICK = {**RECIPE, "embed_iters": 4, "embed_batch": 16, "raw_iters": 8, "refinements": 0}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def raw(images, overrides, **kw):
+    config = make_config(HCMGANSplitter, "tiny", overrides)
+    ctx = split_context(images, torch.ones(len(images)), config, **kw)
+    return HCMGANSplitter().run_stage("raw", ctx)
+
+
+def test_seeded_split_separates_trousers_from_bags(pair):  # noqa: F811
+    images, labels = pair
+    result = raw(images, {**RECIPE, "embed_iters": 100, "refinements": 0})
+    assert purity(result.memberships, labels) >= 0.9
+    np.testing.assert_allclose(result.memberships.sum(0), 1.0, atol=1e-5)
+    assert "p_head.0.weight" in result.models["D"]
+
+
+@pytest.mark.parametrize("stop_at", [2, 6])  # inside the warm-up, and after the k-means
+def test_interrupt_and_resume_is_bit_identical(small, stop_at):  # noqa: F811
+    whole = raw(small, QUICK)
+    store = MemoryCheckpointer()
+    with pytest.raises(Interrupted):
+        raw(small, QUICK, checkpoint=store, should_stop=StopAfter(stop_at))
+    assert ("targets" in store.load()) == (stop_at > 4)
+    resumed = raw(small, QUICK, checkpoint=store)
+    np.testing.assert_array_equal(whole.memberships, resumed.memberships)
+
+
+def test_a_child_starts_from_the_trunk_that_saw_its_images(small):  # noqa: F811
+    parent = raw(small, QUICK)
+    config = make_config(HCMGANSplitter, "tiny", QUICK)
+    nets = _build_nets(config, 2, False, (1, 28, 28), seed=3, device=CPU)
+    ctx = split_context(small, torch.ones(len(small)), config, parent_models=parent.models)
+    assert _inherit_trunks(nets, ctx, refine=False)
+    state = nets.discriminators[0].state_dict()
+    for key, value in parent.models["D"].items():
+        same = np.array_equal(state[key].numpy(), value)
+        assert same == key.startswith(("trunk.", "p_head.")), key
+    # with inheritance, a child skips the warm-up: its iteration count is the GAN's alone
+    assert not _inherit_trunks(nets, split_context(small, torch.ones(len(small)), config), False)
+
+
+def test_settings_are_checked():
+    for bad in ({"split_init": "spectral"}, {"embed_iters": 5}, {"lambda_target": -1.0}):
+        with pytest.raises(HCTreeError):
+            make_config(HCMGANSplitter, "paper", bad)
+
+
+def test_weighted_kmeans_finds_blobs_and_is_seeded():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.cat(
+        [torch.randn(50, 2, generator=gen) * 0.1, torch.randn(30, 2, generator=gen) * 0.1 + 3]
+    )
+    w = torch.ones(80)
+    a = weighted_kmeans(x, w, 2, torch.Generator().manual_seed(1))
+    b = weighted_kmeans(x, w, 2, torch.Generator().manual_seed(1))
+    assert torch.equal(a, b)
+    assert (a[:50] == 0).all() and (a[50:] == 1).all()  # heavier cluster first
+    heavy = torch.where(torch.arange(80) >= 50, 10.0, 1.0)
+    assert (weighted_kmeans(x, heavy, 2, torch.Generator().manual_seed(1))[50:] == 0).all()
+
+
+def test_views_change_colour_casts_and_the_losses_measure_agreement():
+    x = torch.rand(8, 3, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    plain = augment(x, 1.0, torch.Generator().manual_seed(5))
+    tinted = augment(x, 1.0, torch.Generator().manual_seed(5), tint=0.5)
+    assert plain.shape == tinted.shape and not torch.allclose(plain, tinted)
+    grey = torch.zeros(4, 1, 28, 28)
+    assert torch.equal(augment(grey, 1.0, torch.Generator().manual_seed(5), tint=0.5),
+                       augment(grey, 1.0, torch.Generator().manual_seed(5)))  # fmt: skip
+    sure = torch.tensor([[20.0, 0.0], [0.0, 20.0]])
+    assert view_agreement(sure, sure) < 1e-6 < view_agreement(sure, sure.flip(1))
+    assert imbalance(sure) < 1e-6 < imbalance(torch.tensor([[20.0, 0.0], [20.0, 0.0]]))
