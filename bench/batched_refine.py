@@ -1,7 +1,6 @@
 """Speed of one HC-MGAN refinement step: sequential groups, batched groups, torch.compile.
 
-    .venv/bin/python bench/batched_refine.py --threads 1                 # cpu preset, k=2
-    .venv/bin/python bench/batched_refine.py --threads 1 --preset tiny
+    .venv/bin/python bench/batched_refine.py --threads 1                 # tiny preset, k=2
     .venv/bin/python bench/batched_refine.py --device cuda --preset paper --k 4
 
 Variants, each on its own copy of the same freshly built refinement networks
@@ -132,7 +131,7 @@ def report(timings: dict[str, Timing], args) -> None:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="cpu")
+    parser.add_argument("--preset", default="tiny")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--k", type=int, default=2, help="groups (children) per refinement")
@@ -153,6 +152,8 @@ def main() -> None:
         os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", str(threads))
     overrides = dict(item.split("=", 1) for item in args.set)
     config = make_config(HCMGANSplitter, args.preset, overrides)
+    if config.uses_views:
+        raise SystemExit("the batched step has no view losses; use tiny or paper (or --set them off)")
     variants = [v for v in args.variants.split(",") if v]
     unknown = set(variants) - set(VARIANTS)
     if unknown:

@@ -24,7 +24,8 @@ def augment(
     horizontal flip, and with probability 0.8 brightness/contrast (and, for colour,
     saturation) jitter of 0.4; colour views turn grey with probability 0.2. With
     ``tint`` > 0, colour views are also multiplied channel by channel by gains drawn
-    from ``[1 - tint, 1 + tint]``, so a colour cast is something a view may change.
+    from ``[1 - tint, 1 + tint]`` and, half of the time, get their channels in a
+    random order, so a colour cast is something a view may change.
     """
     b, c = x.shape[:2]
     u = torch.rand(b, 10, generator=gen, device=x.device)
@@ -57,6 +58,10 @@ def augment(
         if tint > 0:
             gains = 1 + tint * (2 * torch.rand(b, 3, generator=gen, device=x.device) - 1)
             img = img * gains[:, :, None, None]
+            order = torch.rand(b, 3, generator=gen, device=x.device).argsort(dim=1)
+            keep = torch.rand(b, generator=gen, device=x.device) < 0.5
+            order = torch.where(keep[:, None], torch.arange(3, device=x.device), order)
+            img = img.gather(1, order[:, :, None, None].expand_as(img))
         to_grey = (u[:, 9] < 0.2).float()[:, None, None, None]
         img = img * (1 - to_grey) + img.mean(dim=1, keepdim=True) * to_grey
     return img.clamp(0, 1) * 2 - 1

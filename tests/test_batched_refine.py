@@ -61,7 +61,7 @@ def _setup(
     k: int, norm_d: str
 ) -> tuple[_Nets, BatchedGroups, torch.Tensor, list[torch.Tensor], Any]:
     """Refinement networks, a stacked copy of them, random images and group weights."""
-    config = make_config(HCMGANSplitter, "cpu", {**SMALL, "norm_d": norm_d})
+    config = make_config(HCMGANSplitter, "tiny", {**SMALL, "norm_d": norm_d})
     nets = _build_nets(config, k, True, (1, 28, 28), seed=3, device=CPU)
     groups = stack_groups(copy.deepcopy(nets), config, CPU)
     data = torch.Generator().manual_seed(4)
