@@ -17,9 +17,13 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv" >&2
   "$PY" -m venv .venv
 fi
-if ! .venv/bin/python -c "import hctree, torch, torchvision, pytest, nbclient" 2>/dev/null; then
+if ! .venv/bin/python -c "import hctree, torch, torchvision, sklearn, pytest, nbclient" 2>/dev/null; then
   echo "setup: installing hctree and its dependencies into .venv (about a minute)" >&2
   .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
-  .venv/bin/python -m pip install -q -c constraints.txt -e ".[dev]" 2>&1 | grep -v -e "is ignored" -e "^ *$" || true
+  # pip's notes about this machine's extra package folders and setuptools' general
+  # note on editable installs say nothing about hctree; errors still show
+  .venv/bin/python -m pip install -q -c constraints.txt -e ".[dev]" 2>&1 | grep -v \
+    -e "is ignored" -e "^ *$" -e "Editable installation" -e "be careful with folders" \
+    -e "name as your package" -e "^ *\*\**$" -e "^ *!!$" -e "with strategy, WheelFile" || true
   .venv/bin/python -c "import hctree, torch, torchvision" || { echo "setup: installation failed" >&2; exit 1; }
 fi
