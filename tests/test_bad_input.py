@@ -192,3 +192,21 @@ def test_a_read_only_folder_is_one_sentence(tmp_path):
         assert list(locked.iterdir()) == []
     finally:
         locked.chmod(0o755)
+
+
+def test_an_unreadable_data_file_is_one_sentence(tmp_path):
+    """As root, drop the capabilities that let root read files it has no permission for."""
+    data = make_dataset(tmp_path / "d.npz", n_per_class=15)
+    data.chmod(0o000)
+    caps = "-dac_override,-dac_read_search"
+    prefix = ["setpriv", f"--bounding-set={caps}", f"--inh-caps={caps}"] if os.getuid() == 0 else []
+    try:
+        out = subprocess.run(
+            [*prefix, sys.executable, "-m", "cli.main", "grow", str(data),
+             "-o", str(tmp_path / "t.h5"), "--leaves", "2", "--preset", "tiny"],
+            capture_output=True, text=True, cwd=REPO, timeout=300,
+        )  # fmt: skip
+        _one_sentence(out)
+        assert "d.npz" in out.stderr and not (tmp_path / "t.h5").exists()
+    finally:
+        data.chmod(0o644)
