@@ -459,6 +459,8 @@ def _read_arrays(where: Path) -> tuple[np.ndarray, np.ndarray | None, list[str] 
 def _load_numpy(where: Path) -> Any:
     try:
         return np.load(where, allow_pickle=False)
+    except PermissionError:
+        raise HCTreeError(f"{where} cannot be read: permission denied.") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise HCTreeError(
             f"{where} cannot be read as numpy data ({type(exc).__name__}); save it again."
