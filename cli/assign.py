@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from hctree.assign import assign as assign_images
-from hctree.data import load_images
+from hctree.assign import load_for_tree
 from hctree.export import membership_csv
 from hctree.tree import open_tree
 
@@ -16,7 +16,12 @@ from hctree.tree import open_tree
 @click.option(
     "-o", "--out", default="assignments.csv", show_default=True, help="CSV file to write."
 )
-@click.option("--size", type=int, default=None, help="Resize images to SIZE x SIZE first.")
+@click.option(
+    "--size",
+    type=int,
+    default=None,
+    help="Resize images to SIZE x SIZE first (default: the tree's).",
+)
 @click.option(
     "--channels",
     type=click.Choice(["1", "3"]),
@@ -33,7 +38,8 @@ def assign(tree, data, out, size, channels, subset, seed, device) -> None:
 
     Each row holds the image's index, source name and label (where known), its leaf,
     that leaf's probability and its soft membership of every leaf (the columns of
-    `hctree export tree.h5 -o tree.csv`).
+    `hctree export tree.h5 -o tree.csv`). Images of another size or channel count
+    are converted to the tree's unless --size/--channels say otherwise.
 
     \b
     Example:
@@ -41,7 +47,7 @@ def assign(tree, data, out, size, channels, subset, seed, device) -> None:
     """
     view = open_tree(tree)
     channels = int(channels) if channels else None
-    images = load_images(data, size=size, channels=channels, subset=subset, seed=seed)
+    images = load_for_tree(view, data, size=size, channels=channels, subset=subset, seed=seed)
     memberships = assign_images(view, images, device=device)
     with open(out, "w") as fh:
         fh.write(membership_csv(view.leaves, memberships, images.names, images.labels))

@@ -8,10 +8,12 @@ reproduces the stored memberships, up to float rounding.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
-from hctree.data import ImageSet
+from hctree.data import ImageSet, load_images
 from hctree.engine import predict_in_batches, resolve_device
 from hctree.errors import HCTreeError
 from hctree.splitters import get_splitter
@@ -47,6 +49,35 @@ def assign(tree: Tree, data: ImageSet, device: str = "auto", batch: int = 2048) 
         for j, child in enumerate(node.children):
             member[child] = member[name] * probs[:, j]
     return torch.stack([member[leaf] for leaf in tree.leaves]).cpu().numpy().astype(np.float32)
+
+
+def load_for_tree(
+    tree: Tree,
+    source: Any,
+    size: int | None = None,
+    channels: int | None = None,
+    subset: int | None = None,
+    seed: int = 0,
+) -> ImageSet:
+    """Load images to route down ``tree``, converted to the tree's image shape.
+
+    ``size``/``channels`` given are applied as asked; when they are not, images whose
+    shape differs from the tree's are resized and converted to it (the conversion
+    the tree was grown with), so the same kind of images need no options.
+    """
+    images = load_images(source, size=size, channels=channels, subset=subset, seed=seed)
+    c, h, w = (int(v) for v in tree.attrs["image_shape"])
+    if images.image_shape == (c, h, w) or (size is not None and channels is not None):
+        return images
+    if h != w and size is None and images.image_shape[1:] != (h, w):
+        return images  # a non-square tree shape cannot be reached by --size; assign explains
+    return load_images(
+        source,
+        size=size if size is not None else (h if images.image_shape[1:] != (h, w) else None),
+        channels=channels if channels is not None else c,
+        subset=subset,
+        seed=seed,
+    )
 
 
 def agreement(tree: Tree, memberships: np.ndarray) -> float:

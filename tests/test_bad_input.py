@@ -125,7 +125,8 @@ def test_fewer_leaves_than_the_tree_has(tmp_path):
 def test_assign_with_images_of_another_shape(tmp_path, tree):
     path, _ = tree
     other = make_dataset(tmp_path / "small.npz", size=32)
-    assert_user_error(run("assign", str(path), str(other), "-o", str(tmp_path / "a.csv")), "--size")
+    out = str(tmp_path / "a.csv")
+    assert_user_error(run("assign", str(path), str(other), "-o", out, "--size", "32"), "--size")
 
 
 def test_a_second_writer_is_refused(tmp_path, tree):

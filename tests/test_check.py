@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 
 import h5py
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -12,6 +13,7 @@ from cli.main import cli
 from hctree.check import check_tree
 from hctree.errors import HCTreeError
 from hctree.grow import grow
+from hctree.tree import open_tree
 from tests.conftest import fmnist_classes
 
 
@@ -20,7 +22,25 @@ def grown(fmnist, tmp_path_factory):
     path = tmp_path_factory.mktemp("check") / "tree.h5"
     data = fmnist_classes(fmnist, (1, 8), 150)
     grow(data, path, 2, preset="tiny", threads=1, overrides={"refinements": 0})
+    np.savez(path.parent / "rgb32.npz", images=_rgb32(data.images[:, 0]))
     return path
+
+
+def _rgb32(images: np.ndarray) -> np.ndarray:
+    """Grey 28x28 images as RGB 32x32 (nearest-neighbour upscale, channels repeated)."""
+    rows = (np.arange(32) * 28) // 32
+    big = images[:, rows][:, :, rows]
+    return np.repeat(big[..., None], 3, axis=-1)
+
+
+def test_assign_converts_images_to_the_tree_shape(grown):
+    out = grown.parent / "a.csv"
+    result = CliRunner().invoke(cli, ["assign", str(grown), str(grown.parent / "rgb32.npz"),
+                                      "-o", str(out), "--device", "cpu"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    leaves = [line.split(",")[3] for line in out.read_text().splitlines()[1:]]
+    stored = [open_tree(grown).leaves[i] for i in open_tree(grown).assignments()]
+    assert np.mean(np.array(leaves) == np.array(stored)) > 0.9
 
 
 def damaged(grown, tmp_path, edit) -> str:
