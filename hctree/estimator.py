@@ -22,7 +22,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.utils.validation import check_is_fitted
 
-from hctree.assign import assign
+from hctree.assign import assign, load_for_tree
 from hctree.data import ImageSet, load_images
 from hctree.grow import grow
 from hctree.progress import TextProgress
@@ -104,12 +104,20 @@ class TreeClustering(ClusterMixin, BaseEstimator):
         self.n_leaves_ = len(tree.leaves)
         return self
 
-    def predict(self, X: Any) -> np.ndarray:
-        """Leaf index int64 ``[M]`` of each image, routed down the fitted tree."""
+    def _routed(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "tree_")
-        return assign(self.tree_, self._images(X), device=self.device).argmax(0).astype(np.int64)
+        data = (
+            X if isinstance(X, ImageSet) else load_for_tree(self.tree_, X, self.size, self.channels)
+        )
+        return assign(self.tree_, data, device=self.device)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Leaf index int64 ``[M]`` of each image, routed down the fitted tree.
+
+        Images of another size or channel count are converted to the tree's.
+        """
+        return self._routed(X).argmax(0).astype(np.int64)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Soft leaf memberships float32 ``[M, n_leaves_]`` (rows sum to 1)."""
-        check_is_fitted(self, "tree_")
-        return assign(self.tree_, self._images(X), device=self.device).T.copy()
+        return self._routed(X).T.copy()
