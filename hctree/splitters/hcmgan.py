@@ -180,8 +180,13 @@ _SEEDED = {
 
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
-    "fast": {**_SEEDED, "norm_g": "batch_norm", "raw_epochs": 20.0, "embed_iters": 4000,
-             "embed_batch": 256},  # fmt: skip
+    "fast": {
+        **_SEEDED,
+        "norm_g": "batch_norm",
+        "raw_epochs": 20.0,
+        "embed_iters": 4000,
+        "embed_batch": 256,
+    },
     "cpu": {**_SMALL, **_SEEDED, "width_d": 32, "raw_iters": 800, "embed_iters": 2000},
     "tiny": {**_SMALL, "raw_iters": 200, "refine_iters": 100, "refinements": 1, "log_every": 10},
 }
