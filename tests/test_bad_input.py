@@ -137,9 +137,18 @@ def test_a_second_writer_is_refused(tmp_path, tree):
     assert path.read_bytes() == before
 
 
-def _grow_in_subprocess(args: list[str], preexec=None, cwd=None):
+# run as root without the capabilities that let root ignore file permissions
+_NO_ROOT_OVERRIDE = "-dac_override,-dac_read_search"
+
+
+def _grow_in_subprocess(args: list[str], preexec=None, cwd=None, permissions: bool = False):
+    """``hctree grow ARGS`` in a subprocess; ``permissions``: file modes apply even to root."""
+    prefix = []
+    if permissions and os.getuid() == 0:
+        prefix = ["setpriv", f"--bounding-set={_NO_ROOT_OVERRIDE}",
+                  f"--inh-caps={_NO_ROOT_OVERRIDE}"]  # fmt: skip
     return subprocess.run(
-        [sys.executable, "-m", "cli.main", "grow", *args],
+        [*prefix, sys.executable, "-m", "cli.main", "grow", *args],
         capture_output=True,
         text=True,
         cwd=cwd or REPO,
@@ -181,14 +190,11 @@ def test_a_read_only_folder_is_one_sentence(tmp_path):
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o555)
-    caps = "-dac_override,-dac_read_search"
-    prefix = ["setpriv", f"--bounding-set={caps}", f"--inh-caps={caps}"] if os.getuid() == 0 else []
     try:
-        out = subprocess.run(
-            [*prefix, sys.executable, "-m", "cli.main", "grow", str(data),
-             "-o", str(locked / "t.h5"), "--leaves", "2", "--preset", "tiny"],
-            capture_output=True, text=True, cwd=REPO, timeout=300,
-        )  # fmt: skip
+        out = _grow_in_subprocess(
+            [str(data), "-o", str(locked / "t.h5"), "--leaves", "2", "--preset", "tiny"],
+            permissions=True,
+        )
         _one_sentence(out, "cannot create files in", "writable folder")
         assert list(locked.iterdir()) == []
     finally:
@@ -199,14 +205,11 @@ def test_an_unreadable_data_file_is_one_sentence(tmp_path):
     """As root, drop the capabilities that let root read files it has no permission for."""
     data = make_dataset(tmp_path / "d.npz", n_per_class=15)
     data.chmod(0o000)
-    caps = "-dac_override,-dac_read_search"
-    prefix = ["setpriv", f"--bounding-set={caps}", f"--inh-caps={caps}"] if os.getuid() == 0 else []
     try:
-        out = subprocess.run(
-            [*prefix, sys.executable, "-m", "cli.main", "grow", str(data),
-             "-o", str(tmp_path / "t.h5"), "--leaves", "2", "--preset", "tiny"],
-            capture_output=True, text=True, cwd=REPO, timeout=300,
-        )  # fmt: skip
+        out = _grow_in_subprocess(
+            [str(data), "-o", str(tmp_path / "t.h5"), "--leaves", "2", "--preset", "tiny"],
+            permissions=True,
+        )
         _one_sentence(out)
         assert "d.npz cannot be read: permission denied" in out.stderr
         assert not (tmp_path / "t.h5").exists()
