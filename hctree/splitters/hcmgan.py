@@ -484,6 +484,12 @@ def _kmeans_targets(
     return targets
 
 
+def _two_views(clean: torch.Tensor, config: Config, gen: torch.Generator) -> torch.Tensor:
+    """Two random views of each real image, stacked: float ``[2B, C, H, W]``."""
+    first = augment(clean, config.crop_scale_min, gen, config.tint)
+    return torch.cat([first, augment(clean, config.crop_scale_min, gen, config.tint)])
+
+
 def _embed_step(
     disc: Discriminator,
     opt: torch.optim.Optimizer,
@@ -496,12 +502,7 @@ def _embed_step(
     """One contrastive step of the trunk alone (the warm-up of a split with no parent)."""
     clean = engine.sample_batch(images, membership, config.embed_batch, gen)
     b = clean.shape[0]
-    views = torch.cat(
-        [
-            augment(clean, config.crop_scale_min, gen, config.tint),
-            augment(clean, config.crop_scale_min, gen, config.tint),
-        ]
-    )
+    views = _two_views(clean, config, gen)
     with _autocast(device):
         proj = disc.project(disc.features(views))
         loss = nt_xent(proj[:b], proj[b:], config.contrast_tau)
@@ -525,12 +526,7 @@ def _view_loss(
     crop, a flip and a change of brightness, contrast or colour.
     """
     b = clean.shape[0]
-    views = torch.cat(
-        [
-            augment(clean, config.crop_scale_min, gen, config.tint),
-            augment(clean, config.crop_scale_min, gen, config.tint),
-        ]
-    )
+    views = _two_views(clean, config, gen)
     with _autocast(device):
         feats = disc.features(views)
         logits = disc.classify(feats).float()
