@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import scipy.sparse
 from scipy.optimize import linear_sum_assignment
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+from sklearn.metrics.cluster import contingency_matrix
 
 from hctree.errors import HCTreeError
 
@@ -143,9 +145,7 @@ def soft_contingency(
 def _compact_contingency(labels: np.ndarray, assign: np.ndarray) -> np.ndarray:
     """int64 ``[K, C]`` counts over the cluster and class values present (any integers)."""
     labels, assign = _paired(labels, assign)
-    _, label_ids = np.unique(labels, return_inverse=True)
-    _, cluster_ids = np.unique(assign, return_inverse=True)
-    return contingency(cluster_ids.ravel(), label_ids.ravel())
+    return contingency_matrix(assign, labels).astype(np.int64, copy=False)
 
 
 # ---------------------------------------------------------------------------
@@ -164,61 +164,24 @@ def accuracy(labels: np.ndarray, assign: np.ndarray) -> float:
     return float(table[rows, cols].sum() / table.sum())
 
 
-def _entropy(counts: np.ndarray) -> float:
-    """Shannon entropy (nats) of the distribution proportional to ``counts`` float ``[M]``."""
-    p = counts[counts > 0] / counts.sum()
-    return float(-(p * np.log(p)).sum())
-
-
-def _mutual_information(table: np.ndarray) -> float:
-    """Mutual information (nats) between the row and column variables of a count table."""
-    n = table.sum()
-    rows, cols = np.nonzero(table)
-    nij = table[rows, cols].astype(np.float64)
-    a = table.sum(axis=1).astype(np.float64)[rows]
-    b = table.sum(axis=0).astype(np.float64)[cols]
-    return float(max((nij / n * np.log(n * nij / (a * b))).sum(), 0.0))
-
-
 def nmi(labels: np.ndarray, assign: np.ndarray) -> float:
-    """Normalised mutual information, ``I(Y; K) / ((H(Y) + H(K)) / 2)``, natural log.
+    """Normalised mutual information, ``I(Y; K) / ((H(Y) + H(K)) / 2)`` (scikit-learn's).
 
     labels, assign: int ``[N]`` (any integer values). Both labelings having a single value
-    scores 1; otherwise zero mutual information scores 0 (sklearn's conventions).
+    scores 1; otherwise zero mutual information scores 0.
     """
-    table = _compact_contingency(labels, assign)
-    if table.shape == (1, 1):
-        return 1.0
-    mi = _mutual_information(table)
-    if mi == 0.0:
-        return 0.0
-    h_clusters = _entropy(table.sum(axis=1).astype(np.float64))
-    h_classes = _entropy(table.sum(axis=0).astype(np.float64))
-    return float(min(mi / ((h_clusters + h_classes) / 2.0), 1.0))
-
-
-def _pairs(counts: np.ndarray) -> np.ndarray:
-    """``n * (n - 1) / 2`` elementwise, as float64."""
-    counts = counts.astype(np.float64)
-    return counts * (counts - 1.0) / 2.0
+    labels, assign = _paired(labels, assign)
+    return float(normalized_mutual_info_score(labels, assign, average_method="arithmetic"))
 
 
 def ari(labels: np.ndarray, assign: np.ndarray) -> float:
-    """Adjusted Rand index (Hubert & Arabie, 1985).
+    """Adjusted Rand index (Hubert & Arabie, 1985; scikit-learn's).
 
     labels, assign: int ``[N]`` (any integer values). 1 for identical partitions, about 0
     for independent ones, negative below chance.
     """
-    table = _compact_contingency(labels, assign)
-    together = _pairs(table).sum()
-    rows = _pairs(table.sum(axis=1)).sum()
-    cols = _pairs(table.sum(axis=0)).sum()
-    total = _pairs(np.array(table.sum()))
-    expected = rows * cols / total if total > 0 else 0.0
-    best = (rows + cols) / 2.0
-    if best == expected:
-        return 1.0
-    return float((together - expected) / (best - expected))
+    labels, assign = _paired(labels, assign)
+    return float(adjusted_rand_score(labels, assign))
 
 
 def purity(labels: np.ndarray, assign: np.ndarray) -> float:

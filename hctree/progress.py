@@ -3,70 +3,80 @@
 from __future__ import annotations
 
 import sys
-import time
 from typing import TextIO
+
+from tqdm import tqdm
 
 from hctree.splitters.base import NullProgress
 
 __all__ = ["NullProgress", "TextProgress"]
 
 
-def _clock(seconds: float) -> str:
-    seconds = int(max(0, seconds))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+class _Lines:
+    """A stream adapter for logs: each bar tqdm redraws with ``\\r`` becomes its own line."""
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+
+    def write(self, text: str) -> None:
+        line = text.replace("\r", "").rstrip("\n")
+        if line.strip():
+            self.stream.write(line + "\n")
+
+    def flush(self) -> None:
+        self.stream.flush()
 
 
 class TextProgress:
-    """A one-line progress bar per stage (iterations, it/s, ETA, losses) on a text stream.
+    """A tqdm bar per stage (iterations, it/s, ETA, losses) on a text stream.
 
-    On a terminal the line is redrawn in place; elsewhere (logs, CI) a line is
-    written about every ``log_every`` seconds so that output stays short.
+    On a terminal the bar is redrawn in place; elsewhere (logs, CI) a line is written
+    about every ``log_every`` seconds, so that output stays short.
     """
 
-    def __init__(self, stream: TextIO | None = None, width: int = 24, log_every: float = 15.0):
+    def __init__(self, stream: TextIO | None = None, log_every: float = 15.0):
         self.stream = stream or sys.stderr
-        self.width = width
-        self.log_every = log_every
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.title, self.total, self.first, self.done = "", 0, 0, 0
-        self.started = self.last_log = 0.0
+        self.out: TextIO | _Lines = self.stream if self.tty else _Lines(self.stream)
+        self.interval = 0.1 if self.tty else log_every
+        self.bar: tqdm | None = None
 
     def start(self, title: str, total: int, done: int = 0) -> None:
-        self.title, self.total, self.first, self.done = title, max(1, total), done, done
-        self.started = self.last_log = time.monotonic()
-        self._draw({})
+        self._close()
+        self.bar = tqdm(
+            total=max(1, total),
+            initial=done,
+            desc=title,
+            file=self.out,
+            mininterval=self.interval,
+            maxinterval=max(self.interval, 10.0),
+            miniters=1,
+            dynamic_ncols=self.tty,
+            ncols=None if self.tty else 110,
+            ascii=not self.tty,
+            leave=True,
+        )
 
     def update(self, done: int, losses: dict[str, float] | None = None) -> None:
-        self.done = done
-        now = time.monotonic()
-        if self.tty or now - self.last_log >= self.log_every:
-            self.last_log = now
-            self._draw(losses or {})
+        if self.bar is None:
+            return
+        if losses:
+            self.bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
+        self.bar.update(done - self.bar.n)
 
     def finish(self) -> None:
-        self.done = self.total
-        self._draw({}, end="\n")
+        if self.bar is not None:
+            self.bar.update(self.bar.total - self.bar.n)
+        self._close()
 
     def message(self, text: str) -> None:
         if self.tty:
-            self.stream.write("\r\033[K")
-        self.stream.write(text + "\n")
-        self.stream.flush()
-
-    def _draw(self, losses: dict[str, float], end: str = "") -> None:
-        elapsed = time.monotonic() - self.started
-        rate = (self.done - self.first) / elapsed if elapsed > 0 else 0.0
-        eta = (self.total - self.done) / rate if rate > 0 else 0.0
-        filled = int(self.width * self.done / self.total)
-        bar = "#" * filled + "-" * (self.width - filled)
-        loss_text = " ".join(f"{k}={v:.3f}" for k, v in losses.items())
-        line = (
-            f"{self.title:<14} [{bar}] {self.done}/{self.total} "
-            f"{rate:5.1f} it/s {_clock(elapsed)}<{_clock(eta)} {loss_text}"
-        ).rstrip()
-        if self.tty:
-            self.stream.write("\r\033[K" + line + end)
+            tqdm.write(text, file=self.stream)
         else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
+            self.stream.write(text + "\n")
+            self.stream.flush()
+
+    def _close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
