@@ -153,7 +153,9 @@ def main() -> None:
     overrides = dict(item.split("=", 1) for item in args.set)
     config = make_config(HCMGANSplitter, args.preset, overrides)
     if config.uses_views:
-        raise SystemExit("the batched step has no view losses; use tiny or paper (or --set them off)")
+        raise SystemExit(
+            "the batched step has no view losses; use tiny or paper (or --set them off)"
+        )
     variants = [v for v in args.variants.split(",") if v]
     unknown = set(variants) - set(VARIANTS)
     if unknown:

@@ -8,8 +8,8 @@ Grows a small HC-MGAN tree (trouser, sneaker and bag, 200 each; 3 leaves; short
 reference. Then it starts the same command again and again and SIGKILLs it after a
 random delay (seeded), rerunning the same command to resume. After every kill the
 tree file, when there is one, must pass ``hctree check``'s structural checks; each
-time a run finishes, its memberships, stage memberships, metrics and split order
-must equal the reference's exactly, and the campaign starts a fresh file. Prints
+time a run finishes, its memberships, stage memberships, metrics, curves and split
+order must equal the reference's exactly, and the campaign starts a fresh file. Prints
 one JSON line: kills, unreadable files, finished runs, runs that differed.
 """
 
@@ -72,7 +72,11 @@ def fingerprint(path: Path) -> dict:
             "children": list(node.children),
             "split_order": node.split_order,
             "stages": {
-                stage: (rec.memberships.tobytes(), json.dumps(rec.metrics, sort_keys=True))
+                stage: (
+                    rec.memberships.tobytes(),
+                    json.dumps(rec.metrics, sort_keys=True),
+                    {key: values.tobytes() for key, values in sorted(rec.curves.items())},
+                )
                 for stage, rec in node.stages.items()
             },
         }

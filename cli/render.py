@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from hctree.render import render_dendrogram, render_tree, tree_images
+from hctree.render import render_curves, render_dendrogram, render_tree, tree_images
 from hctree.tree import open_tree
 
 
@@ -24,7 +24,10 @@ from hctree.tree import open_tree
     "--device", default="cpu", show_default=True, help="Where generators run (cpu or cuda)."
 )
 @click.option("--dendrogram", is_flag=True, help="Draw a compact dendrogram of the leaves instead.")
-def render(tree, out, generated, cut, data, n_images, seed, device, dendrogram) -> None:
+@click.option(
+    "--curves", is_flag=True, help="Draw every split's training losses instead, one panel each."
+)
+def render(tree, out, generated, cut, data, n_images, seed, device, dendrogram, curves) -> None:
     """Draw TREE as a figure: every node a grid of its images with name, mass and classes.
 
     Prints the path of the written figure.
@@ -33,11 +36,16 @@ def render(tree, out, generated, cut, data, n_images, seed, device, dendrogram) 
     Example:
       hctree render tree.h5 -o tree.pdf --generated
       hctree render tree.h5 --dendrogram
+      hctree render tree.h5 --curves
     """
+    if dendrogram and curves:
+        raise click.UsageError("choose one of --dendrogram and --curves.")
     view = open_tree(tree)
     if cut is not None:
         view = view.cut(cut)
-    if dendrogram:
+    if curves:
+        written = render_curves(view, out or Path(tree).with_suffix(".curves.png"))
+    elif dendrogram:
         written = render_dendrogram(view, out or Path(tree).with_suffix(".dendrogram.png"))
     else:
         images = tree_images(view, data)

@@ -4,7 +4,8 @@ import hctree
 data = hctree.load_images("fashion-mnist", subset=10000)
 tree = hctree.grow(data, "tree.h5", leaves=10)
 tree.leaves, tree.assignments(), hctree.evaluate_tree(tree)
-hctree.render_tree(tree, "tree.png"), hctree.assign_images(tree, other_images)
+hctree.render_tree(tree, "tree.png"), hctree.render_curves(tree, "curves.png")
+hctree.assign_images(tree, other_images)
 """
 
 __version__ = "0.1.0"
@@ -22,6 +23,7 @@ __all__ = [
     "__version__",
     "assign_images",
     "evaluate_tree",
+    "render_curves",
     "render_tree",
     "grow",
     "load_images",
@@ -33,6 +35,7 @@ _LAZY = {
     "TreeClustering": ("hctree.estimator", "TreeClustering"),
     "assign_images": ("hctree.assign", "assign"),
     "evaluate_tree": ("hctree.evaluate", "evaluate"),
+    "render_curves": ("hctree.render", "render_curves"),
     "render_tree": ("hctree.render", "render_tree"),
 }
 

@@ -383,7 +383,7 @@ def _split(
         result = splitter.run_stage(stage, ctx)
         memberships = _check_result(result, node.membership, k, f"{node.name} {stage}")
         node.stages[stage] = StageRecord(
-            memberships, dict(result.metrics), time.monotonic() - started
+            memberships, dict(result.metrics), time.monotonic() - started, dict(result.curves)
         )
         node.status = "splitting"
         node.split_attrs.update(k=k)

@@ -2,7 +2,7 @@
 
 Every node is drawn as a grid of real images sampled in proportion to its
 membership, with its name, mass and the classes holding most of its mass. Leaves
-have a dashed red frame. Optionally each split also shows what its generators draw
+have a dashed red frame. ``render_curves`` draws the training curves of every split. Optionally each split also shows what its generators draw
 for each child. The output format follows the file extension (.png, .svg, .pdf).
 """
 
@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
+from hctree.curves import STEP  # noqa: E402
 from hctree.data import ImageSet, load_images  # noqa: E402
 from hctree.errors import HCTreeError  # noqa: E402
 from hctree.export import linkage_matrix, merge_heights  # noqa: E402
@@ -484,3 +485,64 @@ def render_dendrogram(tree: Tree, out_path: str | os.PathLike) -> Path:
     finally:
         plt.close(fig)
     return out_path
+
+
+# ---------------------------------------------------------------- training curves
+
+
+def render_curves(tree: Tree, out_path: str | os.PathLike) -> Path:
+    """Draw each split's training curves, one panel per split in growth order.
+
+    The stages of a split share one iteration axis; a grey rule marks where each
+    stage begins, labelled with its name and, for a refinement, the fraction of the
+    node's mass it moved. Returns the path written.
+    """
+    path = _figure_path(out_path)
+    panels = []
+    for name in tree.split_sequence:
+        stages = [
+            (s, r) for s, r in tree.record.nodes[name].stages.items() if len(r.curves.get(STEP, ()))
+        ]
+        if stages:
+            panels.append((name, stages))
+    if not panels:
+        raise HCTreeError(
+            "this tree recorded no training curves (it was grown before hctree kept them)."
+        )
+    cols = min(3, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.4 * rows), squeeze=False)
+    for ax in axes.flat[len(panels) :]:
+        ax.axis("off")
+    for ax, (name, stages) in zip(axes.flat, panels, strict=False):
+        _draw_curves(ax, name, stages)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _draw_curves(ax, name: str, stages: list) -> None:
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colours: dict[str, str] = {}
+    offset = 0
+    for stage, rec in stages:
+        steps = np.asarray(rec.curves[STEP]) + offset
+        ax.axvline(offset, color="0.8", lw=0.8)
+        label = (
+            stage if "change" not in rec.metrics else f"{stage}\nmoved {rec.metrics['change']:.3f}"
+        )
+        ax.text(offset, 0.98, " " + label, transform=ax.get_xaxis_transform(), va="top", fontsize=7)
+        for loss, values in rec.curves.items():
+            if loss == STEP:
+                continue
+            if loss not in colours:
+                colours[loss] = palette[len(colours) % len(palette)]
+                ax.plot([], [], color=colours[loss], label=loss)
+            ax.plot(steps, values, color=colours[loss], lw=0.9)
+        offset = int(steps[-1])
+    ax.set_title(f"split of {name}", fontsize=9)
+    ax.set_xlabel("iteration", fontsize=8)
+    ax.set_ylabel("loss", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=7, loc="upper right", frameon=False)

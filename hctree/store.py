@@ -48,6 +48,7 @@ class StageRecord:
     memberships: np.ndarray
     metrics: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+    curves: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -204,6 +205,7 @@ def _read_record(f: h5py.File, stages: bool) -> TreeRecord:
                     memberships=sg["memberships"][...] if stages else np.empty((0, 0), np.float32),
                     metrics=json.loads(_attr(sg.attrs["metrics"])),
                     seconds=float(sg.attrs["seconds"]),
+                    curves={k: v[...] for k, v in sg["curves"].items()} if "curves" in sg else {},
                 )
         nodes[name] = node
     return TreeRecord(attrs=attrs, nodes=nodes, labels=labels, class_names=class_names)
@@ -264,6 +266,10 @@ def _write_node(g: h5py.Group, node: NodeRecord) -> None:
         )
         sg.attrs["metrics"] = json.dumps(rec.metrics)
         sg.attrs["seconds"] = rec.seconds
+        if rec.curves:
+            curves = sg.create_group("curves")
+            for key, values in rec.curves.items():
+                curves.create_dataset(key, data=np.asarray(values))
 
 
 def _write_models(g: h5py.Group, models: ModelState) -> None:

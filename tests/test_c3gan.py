@@ -64,7 +64,7 @@ def small(trouser_bag):
     images = images[rows]
     membership = torch.linspace(0, 1, len(rows))
     membership[::7] = 0
-    config = make_config(C3GANSplitter, "tiny", {"iterations": 8, "bn_batches": 2})
+    config = make_config(C3GANSplitter, "tiny", {"iterations": 8, "bn_batches": 2, "log_every": 2})
     return images, membership, config
 
 
@@ -138,6 +138,8 @@ def test_interrupt_and_resume_is_bit_identical(small, stop_at):
     )
     assert np.array_equal(whole.memberships, resumed.memberships)
     assert whole.metrics == resumed.metrics
+    assert whole.curves["step"].tolist() == [2, 4, 6, 8]
+    assert all(np.array_equal(v, resumed.curves[k]) for k, v in whole.curves.items())
     for name, params in whole.models["discriminator"].items():
         assert np.array_equal(params, resumed.models["discriminator"][name]), name
 

@@ -202,6 +202,10 @@ def test_interrupt_and_resume_is_bit_identical(small, stage: str, stop_at: int) 
     )
     assert progress.starts[0][2] == stop_at
     np.testing.assert_array_equal(whole.memberships, resumed.memberships)
+    # the resumed stage keeps the curve points logged before the interruption
+    assert whole.curves.keys() == resumed.curves.keys()
+    for name, values in whole.curves.items():
+        np.testing.assert_array_equal(values, resumed.curves[name])
     for name, state in whole.models.items():
         for key, value in state.items():
             np.testing.assert_array_equal(value, resumed.models[name][key])

@@ -51,7 +51,7 @@ def first(data):
     return _run(data)
 
 
-SHORT = {"iters": 12}
+SHORT = {"iters": 12, "log_every": 2}
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +117,9 @@ def test_interrupt_and_resume_is_bit_identical(data, short):
     assert checkpoint.load()["iteration"] == 7
     resumed = _run(data, checkpoint=MemoryCheckpointer(checkpoint.blob), **SHORT)
     assert np.array_equal(resumed.memberships, short.memberships)
+    assert short.curves["step"].tolist() == list(range(2, 13, 2))
+    assert short.curves.keys() == resumed.curves.keys()
+    assert all(np.array_equal(v, resumed.curves[k]) for k, v in short.curves.items())
 
 
 def test_predict_reproduces_memberships(data, first):

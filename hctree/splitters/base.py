@@ -143,12 +143,14 @@ class StageResult:
     models:      the stage's trained networks, component -> state dict as numpy arrays.
     metrics:     scalar diagnostics (final losses, membership change, attempts, ...).
     stop:        True when no further stage is needed (e.g. refinements converged).
+    curves:      the losses at the logged iterations (``LossCurve.arrays()``).
     """
 
     memberships: np.ndarray
     models: ModelState = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     stop: bool = False
+    curves: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 class Splitter(Protocol):

@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from hctree import engine
+from hctree.curves import LossCurve
 from hctree.errors import HCTreeError, Interrupted
 from hctree.invariance import augment, nt_xent
 from hctree.nets.c3gan_nets import SIZES, C3Discriminator, C3Generator, init_weights
@@ -80,11 +81,13 @@ class Config:
     tint: float = 0.0  # colour-cast strength of the contrastive view (colour images; 0: paper)
     predict_batch: int = 1024
     bn_batches: int = 50
+    log_every: int = 20  # iterations between progress reports and curve points
 
     def validate(self) -> None:
         """Raise HCTreeError naming the first setting with a bad value."""
         positive_ints = (
             "iterations", "overcluster", "z_dim", "cz_dim", "h_dim", "predict_batch", "bn_batches",
+            "log_every",
         )  # fmt: skip
         for name in positive_ints:
             if getattr(self, name) < 1:
@@ -437,6 +440,7 @@ class C3GANSplitter:
         saved = ctx.checkpoint.load()
         if saved is not None:
             start, losses = trainer.restore(saved)
+        curve = LossCurve.from_arrays(None if saved is None else saved.get("curve"))
 
         ctx.progress.start(f"{ctx.node} {stage}", cfg.iterations, start)
         trainer.gen_net.train()
@@ -444,16 +448,18 @@ class C3GANSplitter:
         for it in range(start, cfg.iterations):
             losses = trainer.step(ctx.images, ctx.membership)
             done = it + 1
-            if done % 20 == 0 or done == cfg.iterations:
-                ctx.progress.update(done, {k: float(v) for k, v in losses.items()})
+            if done % cfg.log_every == 0 or done == cfg.iterations:
+                ctx.progress.update(done, curve.record(done, losses))
             if ctx.should_stop():
-                ctx.checkpoint.save(trainer.state(done, losses))
+                ctx.checkpoint.save({**trainer.state(done, losses), "curve": curve.arrays()})
                 raise Interrupted()
             if ctx.checkpoint.due():
-                ctx.checkpoint.save(trainer.state(done, losses))
+                ctx.checkpoint.save({**trainer.state(done, losses), "curve": curve.arrays()})
         ctx.progress.finish()
 
-        return self._finish(trainer, ctx, losses)
+        result = self._finish(trainer, ctx, losses)
+        result.curves = curve.arrays()
+        return result
 
     def _finish(
         self, trainer: _Trainer, ctx: SplitContext, losses: dict[str, torch.Tensor]

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hctree import engine
+from hctree.curves import LossCurve
 from hctree.errors import HCTreeError, Interrupted
 from hctree.invariance import augment, imbalance, nt_xent, view_agreement
 from hctree.kmeans import weighted_kmeans
@@ -334,6 +335,7 @@ def _state(
     attempt: int,
     iteration: int,
     targets: torch.Tensor | None = None,
+    curve: LossCurve | None = None,
 ) -> dict[str, Any]:
     models = {
         name: {k: v.detach().cpu().clone() for k, v in m.state_dict().items()}
@@ -353,6 +355,7 @@ def _state(
         "models": models,
         "optims": optims,
         **({} if targets is None else {"targets": targets.detach().cpu().clone()}),
+        **({} if curve is None else {"curve": curve.arrays()}),
     }
 
 
@@ -606,7 +609,7 @@ class HCMGANSplitter:
             )
             if refine:
                 keep = ctx.previous.detach().float().cpu().numpy()
-                return StageResult(keep, {}, result.metrics, stop=True)
+                return StageResult(keep, {}, result.metrics, stop=True, curves=result.curves)
         return result
 
     def _attempt(
@@ -634,6 +637,7 @@ class HCMGANSplitter:
         start = _restore(nets, gen, saved) if saved is not None else 0
         targets = None if saved is None or "targets" not in saved else saved["targets"].to(device)
         seeded = not refine and config.split_init == "kmeans"
+        curve = LossCurve.from_arrays(None if saved is None else saved.get("curve"))
 
         title = f"{ctx.node} {stage}"
         ctx.progress.start(title, total, start)
@@ -648,12 +652,12 @@ class HCMGANSplitter:
                 sigma = config.noise * (1.0 - (i - warm + 1) / gan_iters)
                 losses = _train_step(nets, ctx.images, weights, config, sigma, gen, device, targets)
             if (i + 1) % config.log_every == 0 or i + 1 == total:
-                ctx.progress.update(i + 1, {n: float(v) for n, v in losses.items()})
+                ctx.progress.update(i + 1, curve.record(i + 1, losses))
             if ctx.should_stop():
-                ctx.checkpoint.save(_state(nets, gen, attempt, i + 1, targets))
+                ctx.checkpoint.save(_state(nets, gen, attempt, i + 1, targets, curve))
                 raise Interrupted()
             if ctx.checkpoint.due():
-                ctx.checkpoint.save(_state(nets, gen, attempt, i + 1, targets))
+                ctx.checkpoint.save(_state(nets, gen, attempt, i + 1, targets, curve))
         ctx.progress.finish()
 
         nets.generators.eval()
@@ -684,7 +688,8 @@ class HCMGANSplitter:
             collapse = "a generator collapsed (its images are trivially rejected)"
         models = {name: engine.state_to_numpy(m) for name, m in nets.components().items()}
         memberships = children.float().cpu().numpy()
-        return StageResult(memberships, models, metrics, stop=stop), collapse
+        result = StageResult(memberships, models, metrics, stop=stop, curves=curve.arrays())
+        return result, collapse
 
     # ------------------------------------------------------------ using stored models
 

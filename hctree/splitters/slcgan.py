@@ -55,6 +55,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hctree import engine
+from hctree.curves import LossCurve
 from hctree.errors import HCTreeError, Interrupted
 from hctree.nets.slcgan_nets import Clusterer, Discriminator, Generator, check_image_shape
 from hctree.splitters.base import ModelState, SplitContext, StageResult
@@ -89,11 +90,12 @@ class SLCGANConfig:
     jitter: float = 0.3
     flip: bool = True
     eval_batch: int = 1024
+    log_every: int = 20  # iterations between progress reports and curve points
 
     def validate(self) -> None:
         """Raise HCTreeError naming the first setting that is out of range."""
         positive = ("iters", "batch", "overcluster", "z_dim", "g_width", "d_width", "c_width")
-        positive += ("d_steps", "eval_batch")
+        positive += ("d_steps", "eval_batch", "log_every")
         for key in positive:
             if int(getattr(self, key)) < 1:
                 raise HCTreeError(f"setting {key} must be at least 1, not {getattr(self, key)}.")
@@ -175,19 +177,20 @@ class SLCGANSplitter:
         saved = ctx.checkpoint.load()
         if saved is not None:
             start = _restore(saved, nets, optims, gen)
+        curve = LossCurve.from_arrays(None if saved is None else saved.get("curve"))
 
         ctx.progress.start(f"{ctx.node} {stage}", cfg.iters, start)
         losses: dict[str, torch.Tensor] = {}
         for it in range(start, cfg.iters):
             losses = _train_iteration(nets, optims, ctx, cfg, n_clusters, gen)
             done = it + 1
-            if done % 20 == 0 or done == cfg.iters:
-                ctx.progress.update(done, {k: float(v) for k, v in losses.items()})
+            if done % cfg.log_every == 0 or done == cfg.iters:
+                ctx.progress.update(done, curve.record(done, losses))
             if done < cfg.iters and ctx.should_stop():
-                ctx.checkpoint.save(_snapshot(nets, optims, gen, done))
+                ctx.checkpoint.save({**_snapshot(nets, optims, gen, done), "curve": curve.arrays()})
                 raise Interrupted()
             if done < cfg.iters and ctx.checkpoint.due():
-                ctx.checkpoint.save(_snapshot(nets, optims, gen, done))
+                ctx.checkpoint.save({**_snapshot(nets, optims, gen, done), "curve": curve.arrays()})
         ctx.progress.finish()
 
         memberships, grouping, mass = _split(nets["clusterer"], ctx, cfg)
@@ -198,7 +201,12 @@ class SLCGANSplitter:
         for j, frac in enumerate((child_mass / child_mass.sum()).tolist()):
             metrics[f"child{j}_mass_frac"] = frac
         metrics["clusters_used"] = float((mass > 1e-3 * mass.sum()).sum())
-        return StageResult(memberships=memberships.cpu().numpy(), models=models, metrics=metrics)
+        return StageResult(
+            memberships=memberships.cpu().numpy(),
+            models=models,
+            metrics=metrics,
+            curves=curve.arrays(),
+        )
 
     @staticmethod
     def predict(
