@@ -22,11 +22,32 @@ def parse_settings(pairs: tuple[str, ...]) -> dict[str, str]:
     return settings
 
 
+def parse_leaves(text: str) -> int | str:
+    """``"10"`` -> 10, ``"auto"`` -> ``"auto"``; anything else is one sentence."""
+    text = str(text).strip().lower()
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise HCTreeError(f"--leaves takes a whole number or 'auto', not {text!r}.") from None
+
+
 @click.command()
 @click.argument("data")
 @click.option("-o", "--out", default="tree.h5", show_default=True, help="The tree file to grow.")
 @click.option(
-    "--leaves", default=10, show_default=True, help="Grow until the tree has this many leaves."
+    "--leaves",
+    default="10",
+    show_default=True,
+    help="Grow until the tree has this many leaves; 'auto': while the data support a split.",
+)
+@click.option(
+    "--max-leaves",
+    type=int,
+    default=20,
+    show_default=True,
+    help="With --leaves auto: stop at this many leaves.",
 )
 @click.option(
     "--splitter",
@@ -72,6 +93,7 @@ def grow(
     data,
     out,
     leaves,
+    max_leaves,
     splitter,
     preset,
     settings,
@@ -94,7 +116,9 @@ def grow(
     \b
     Example:
       hctree grow fashion-mnist --subset 10000 --leaves 10 -o tree.h5
+      hctree grow digits.npz --leaves auto --max-leaves 20
     """
+    leaves = parse_leaves(leaves)
     channels = int(channels) if channels else None
     images = load_images(data, size=size, channels=channels, subset=subset, seed=seed)
     progress = TextProgress() if not quiet else None
@@ -111,6 +135,7 @@ def grow(
         checkpoint_every=checkpoint_every,
         progress=progress,
         threads=threads,
+        max_leaves=max_leaves,
     )
     click.echo(f"{out}: {len(tree.leaves)} leaves")
     if tree.labels is not None:

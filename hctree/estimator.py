@@ -32,7 +32,8 @@ from hctree.tree import Tree
 class TreeClustering(ClusterMixin, BaseEstimator):
     """Top-down hierarchical clustering of images by GAN splits, as an estimator.
 
-    Parameters mirror ``hctree grow``: ``n_leaves`` (at least 2), ``splitter``
+    Parameters mirror ``hctree grow``: ``n_leaves`` (at least 2, or ``"auto"``: split
+    while the data support it, up to ``max_leaves``), ``splitter``
     (hcmgan, c3gan, slcgan), ``preset`` (None: ``cpu`` on a CPU, ``fast`` on CUDA),
     ``branching`` (children per split), ``seed``, ``out`` (tree file path or None),
     ``settings`` (dict of preset overrides, as ``--set``), ``device``, ``threads``,
@@ -58,6 +59,7 @@ class TreeClustering(ClusterMixin, BaseEstimator):
         size: int | None = None,
         channels: int | None = None,
         verbose: bool = False,
+        max_leaves: int = 20,
     ):
         self.n_leaves = n_leaves
         self.splitter = splitter
@@ -71,6 +73,7 @@ class TreeClustering(ClusterMixin, BaseEstimator):
         self.size = size
         self.channels = channels
         self.verbose = verbose
+        self.max_leaves = max_leaves
 
     def _images(self, X: Any) -> ImageSet:
         if isinstance(X, ImageSet):
@@ -97,6 +100,7 @@ class TreeClustering(ClusterMixin, BaseEstimator):
             branching=self.branching,
             threads=self.threads,
             progress=TextProgress() if self.verbose else None,
+            max_leaves=self.max_leaves,
         )
         self.tree_: Tree = tree
         self.memberships_ = tree.memberships()

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from hctree.data import ImageSet
-from hctree.engine import configure_threads, derive_seed, resolve_device
+from hctree.engine import configure_threads, derive_seed, predict_in_batches, resolve_device
 from hctree.errors import HCTreeError, Interrupted
 from hctree.report import mix_text
 from hctree.splitters import get_splitter, make_config
@@ -48,9 +48,12 @@ from hctree.store import (
     save_checkpoint,
     write_tree,
 )
+from hctree.support import Support, dip_test_split, sample_rows
 from hctree.tree import CHILD_DIGITS, Tree, child_name
 
 MASS_TOLERANCE = 1e-4
+AUTO = "auto"
+AUTO_MIN_FRACTION = 0.01  # --leaves auto never splits a leaf with less of the images
 
 
 @dataclass
@@ -189,13 +192,24 @@ def _check_same(
     return stored
 
 
-def _next_node(record: TreeRecord) -> NodeRecord:
-    """A split in progress, else the leaf with the largest mass (ties by name)."""
+def _next_node(record: TreeRecord, auto: bool) -> NodeRecord | None:
+    """A split in progress, else the leaf with the largest mass (ties by name).
+
+    With ``auto``, leaves whose split the data did not support (status ``kept``) and
+    leaves below ``AUTO_MIN_FRACTION`` of the images are passed over (None when no
+    leaf is left); otherwise a ``kept`` leaf is a candidate like any other.
+    """
     nodes = record.nodes.values()
     for node in nodes:
         if node.status == "splitting":
             return node
-    leaves = [n for n in nodes if n.status == "leaf"]
+    if auto:
+        smallest = AUTO_MIN_FRACTION * int(record.attrs["n"])
+        leaves = [n for n in nodes if n.status == "leaf" and n.mass >= smallest]
+    else:
+        leaves = [n for n in nodes if n.status in ("leaf", "kept")]
+    if not leaves:
+        return None
     return min(leaves, key=lambda n: (-round(n.mass, 3), n.name))
 
 
@@ -236,7 +250,7 @@ def describe_split(record: TreeRecord, node: NodeRecord, top: int = 3) -> str:
 def grow(
     data: ImageSet,
     out: str | os.PathLike,
-    leaves: int,
+    leaves: int | str,
     splitter: str = "hcmgan",
     preset: str | None = None,
     overrides: dict[str, Any] | None = None,
@@ -246,8 +260,12 @@ def grow(
     checkpoint_every: float = 60.0,
     progress: Progress | None = None,
     threads: int | None = None,
+    max_leaves: int = 20,
 ) -> Tree:
     """Grow (or resume growing) the tree in ``out`` until it has ``leaves`` leaves.
+
+    ``leaves="auto"`` splits while the data support it (hctree.support: a split whose
+    children do not form two modes keeps its node as a leaf), up to ``max_leaves``.
 
     A new file is created when ``out`` does not exist; otherwise the stored tree is
     continued, and options that contradict it raise HCTreeError. SIGINT/SIGTERM stop
@@ -259,11 +277,17 @@ def grow(
     overrides = dict(overrides or {})
     cls = get_splitter(splitter)
     torch_device = resolve_device(device)
+    auto = leaves == AUTO
+    if auto:
+        leaves = max_leaves
+    elif isinstance(leaves, str):
+        raise HCTreeError(f"--leaves takes a number or 'auto', not {leaves!r}.")
+    flag = "--max-leaves" if auto else "--leaves"
     if leaves < 2:
-        raise HCTreeError(f"--leaves must be at least 2 (a tree needs a split), not {leaves}.")
+        raise HCTreeError(f"{flag} must be at least 2 (a tree needs a split), not {leaves}.")
     if leaves > len(data):
         raise HCTreeError(
-            f"--leaves {leaves} is more than the {len(data)} images; ask for fewer leaves."
+            f"{flag} {leaves} is more than the {len(data)} images; ask for fewer leaves."
         )
     if branching is not None and branching < 2:
         raise HCTreeError(f"--branching must be at least 2, not {branching}.")
@@ -279,7 +303,7 @@ def grow(
         if out.exists():
             record = read_tree(out)
             config = _check_same(record, out, data, splitter, preset, overrides, seed, branching)
-            if leaves < _leaf_count(record):
+            if leaves < _leaf_count(record) and not auto:
                 raise HCTreeError(
                     f"{out} already has {_leaf_count(record)} leaves, more than --leaves {leaves}; "
                     "use `hctree eval --cut` or `render --cut` to look at fewer."
@@ -292,9 +316,22 @@ def grow(
             write_tree(out, record)
         if _leaf_count(record) < leaves:
             progress.message(data.describe())
-            progress.message(f"growing {out} to {leaves} leaves on {torch_device.type}")
+            goal = (
+                f"at most {leaves} leaves, while the data support a split"
+                if auto
+                else (f"{leaves} leaves")
+            )
+            progress.message(f"growing {out} to {goal} on {torch_device.type}")
         _grow_loop(
-            record, out, data, cls(), config, leaves, torch_device, checkpoint_every, progress
+            record,
+            out,
+            data,
+            cls(),
+            config,
+            _Goal(leaves, auto),
+            torch_device,
+            checkpoint_every,
+            progress,
         )
     return Tree(read_tree(out), out)
 
@@ -305,11 +342,12 @@ def _grow_loop(
     data: ImageSet,
     splitter: Any,
     config: Any,
-    target: int,
+    goal: _Goal,
     device: torch.device,
     checkpoint_every: float,
     progress: Progress,
 ) -> None:
+    target = goal.leaves
     if _leaf_count(record) >= target:
         return
     images = torch.from_numpy(data.images).to(device)
@@ -317,7 +355,18 @@ def _grow_loop(
     stop = StopFlag()
     with stop.installed():
         while _leaf_count(record) < target:
-            node = _next_node(record)
+            node = _next_node(record, goal.auto)
+            if node is None:
+                progress.message(
+                    f"no leaf left whose split the data support: {_leaf_count(record)} leaves."
+                )
+                return
+            if node.status == "kept":  # a split refused by an auto run, now wanted
+                _finish_split(record, node, next(reversed(node.stages.values())).memberships,
+                              node.split_attrs["final_stage"])  # fmt: skip
+                write_tree(out, record)
+                progress.message(describe_split(record, node))
+                continue
             if node.status == "leaf":
                 k = min(int(record.attrs["branching"]), target - _leaf_count(record) + 1)
             else:
@@ -335,6 +384,7 @@ def _grow_loop(
                 checkpoint_every,
                 progress,
                 stop,
+                goal.auto,
             )
 
 
@@ -351,8 +401,13 @@ def _split(
     checkpoint_every: float,
     progress: Progress,
     stop: StopFlag,
+    auto: bool = False,
 ) -> None:
-    """Run the remaining stages of ``node``'s split, committing after each."""
+    """Run the remaining stages of ``node``'s split, committing after each.
+
+    After the final stage the split's support is tested (and stored); with ``auto``
+    an unsupported split leaves the node a leaf, status ``kept``.
+    """
     if node.mass <= 0:
         raise HCTreeError(f"node {node.name} has no mass left to split; grow fewer leaves.")
     stages = splitter.stages(config)
@@ -388,17 +443,60 @@ def _split(
         node.status = "splitting"
         node.split_attrs.update(k=k)
         final = result.stop or stage == stages[-1]
+        kept = False
         if final:
-            _finish_split(record, node, memberships, stage)
+            models = result.models or read_models(out, node.name)
+            found = _support(splitter, config, models, images, node, memberships, seed, device)
+            node.split_attrs.update(support_dip=found.dip, support_p=found.p_value)
+            kept = auto and not found.supported
+            if kept:
+                node.status = "kept"
+                node.split_attrs["final_stage"] = stage
+            else:
+                _finish_split(record, node, memberships, stage)
         # a stage that keeps the previous split (e.g. a collapsed refinement) returns no
         # models; the previous stage's networks then stay the split's models
         write_tree(out, record, models={node.name: result.models} if result.models else None)
         clear_checkpoint(out)
         if final:
-            progress.message(describe_split(record, node))
+            progress.message(
+                f"{node.name} stays a leaf: its split has one mode (dip test p = "
+                f"{node.split_attrs['support_p']:.2f})."
+                if kept
+                else describe_split(record, node)
+            )
             return
         if stop():
             raise Interrupted()
+
+
+@dataclass(frozen=True)
+class _Goal:
+    """How far to grow: ``leaves`` leaves, or with ``auto`` at most that many."""
+
+    leaves: int
+    auto: bool = False
+
+
+def _support(
+    splitter: Any,
+    config: Any,
+    models: dict[str, dict[str, np.ndarray]],
+    images: torch.Tensor,
+    node: NodeRecord,
+    memberships: np.ndarray,
+    seed: int,
+    device: torch.device,
+) -> Support:
+    """The dip test of a finished split, in the splitter's features (pixels if it has none)."""
+    rows = sample_rows(node.membership, derive_seed(seed, node.name, "support"))
+    subset = images[torch.from_numpy(rows).to(images.device)]
+    if hasattr(splitter, "features") and models:
+        embed = splitter.features(models, config, tuple(images.shape[1:]), device)
+    else:
+        embed = lambda x: x.flatten(1)  # noqa: E731
+    feats = predict_in_batches(embed, subset, 1024).cpu().numpy()
+    return dip_test_split(feats, memberships[:, rows])
 
 
 def _finish_split(

@@ -36,7 +36,7 @@ from hctree.statefile import StateFileError, read_state, write_state
 
 FORMAT = "hctree"
 FORMAT_VERSION = 1
-STATUSES = ("leaf", "splitting", "split")
+STATUSES = ("leaf", "splitting", "split", "kept")
 
 ModelState = dict[str, dict[str, np.ndarray]]
 

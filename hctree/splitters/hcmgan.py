@@ -713,6 +713,23 @@ class HCMGANSplitter:
         discs.to(device).eval()
         return _ensemble(discs, device)
 
+    def features(
+        self,
+        models: ModelState,
+        config: Config,
+        image_shape: tuple[int, ...],
+        device: torch.device,
+    ) -> Callable[[torch.Tensor], torch.Tensor]:
+        """fn(float images in [-1,1] ``[B,C,H,W]``) -> unit-length trunk features ``[B,F]``.
+
+        The trunk of the split's (first) discriminator: what its classifier reads.
+        """
+        k, refine = _shape_of(models)
+        _, discs = _build_modules(config, k, 1, image_shape)
+        engine.load_numpy_state(discs[0], models["D0" if refine else "D"])
+        disc = discs[0].to(device).eval()
+        return lambda x: F.normalize(disc.features(x).float(), dim=1)
+
     @torch.no_grad()
     def generate(
         self,

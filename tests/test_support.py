@@ -1,0 +1,139 @@
+"""--leaves auto: the dip test of a split, and a growth loop that keeps unsupported splits."""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pytest
+
+from hctree.check import check_structure
+from hctree.data import load_images
+from hctree.errors import HCTreeError
+from hctree.grow import grow
+from hctree.store import read_tree
+from hctree.support import Support, dip_test_split, sample_rows, split_axis
+
+SETTINGS = {"raw_iters": 30, "refine_iters": 10}
+grow_module = importlib.import_module("hctree.grow")  # the package exports grow() under that name
+
+
+def _halves(x: np.ndarray) -> np.ndarray:
+    """Children memberships [2, M] from the sign of the first coordinate."""
+    left = (x[:, 0] < np.median(x[:, 0])).astype(np.float64)
+    return np.stack([left, 1 - left])
+
+
+def test_two_separated_blobs_support_their_split():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(-3, 1, (600, 40)), rng.normal(3, 1, (600, 40))])
+    found = dip_test_split(x, _halves(x))
+    assert found.supported and found.p_value < 1e-3
+
+
+def test_one_blob_does_not_support_a_split_even_when_elongated():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(1500, 40)) * np.linspace(5, 0.5, 40)
+    found = dip_test_split(x, _halves(x))
+    assert not found.supported and found.p_value > 0.1
+
+
+def test_the_axis_joins_the_two_heaviest_children():
+    x = np.array([[0.0, 0.0], [0.0, 1.0], [10.0, 0.0], [10.0, 1.0]])
+    children = np.array([[1, 1, 0, 0], [0, 0, 1, 1], [0, 0, 0, 0.0]])
+    projected = split_axis(x, children)
+    assert abs(projected[0] - projected[1]) < 1e-9
+    assert abs(abs(projected[2] - projected[0]) - 10) < 1e-9
+
+
+def test_rows_are_drawn_by_membership_and_seeded():
+    parent = np.zeros(10_000)
+    parent[:5000] = 1.0
+    rows = sample_rows(parent, seed=3, size=1000)
+    assert len(rows) == 1000 and rows.max() < 5000 and np.all(np.diff(rows) > 0)
+    np.testing.assert_array_equal(rows, sample_rows(parent, seed=3, size=1000))
+    assert len(sample_rows(parent[:600], seed=3)) == 600  # fewer than asked: all of them
+
+
+@pytest.fixture
+def three(fmnist, fmnist_classes):
+    """Trouser, sneaker and bag, 100 each."""
+    return fmnist_classes(fmnist, [1, 7, 8], 100, seed=0)
+
+
+def only_the_root(monkeypatch):
+    """Make the dip test support the root's split and no other."""
+    real = grow_module.dip_test_split
+    calls = []
+
+    def decide(features, children):
+        calls.append(len(calls))
+        found = real(features, children)
+        return Support(found.dip, 0.0 if len(calls) == 1 else 1.0, found.alpha)
+
+    monkeypatch.setattr(grow_module, "dip_test_split", decide)
+    return calls
+
+
+def test_auto_keeps_unsupported_splits_as_leaves(three, tmp_path, monkeypatch):
+    calls = only_the_root(monkeypatch)
+    out = tmp_path / "t.h5"
+    tree = grow(three, out, "auto", max_leaves=8, preset="tiny", threads=1, overrides=SETTINGS)
+    assert tree.leaves == ["r0", "r1"] and len(calls) == 3
+    record = read_tree(out)
+    assert [record.nodes[n].status for n in ("r", "r0", "r1")] == ["split", "kept", "kept"]
+    assert record.nodes["r"].split_attrs["support_p"] == 0.0
+    assert record.nodes["r0"].split_attrs["support_p"] == 1.0
+    assert check_structure(record) is None
+    # rerunning finds nothing left to split and trains nothing
+    before = out.read_bytes()
+    monkeypatch.setattr(grow_module, "_split", lambda *a, **k: pytest.fail("trained again"))
+    again = grow(three, out, "auto", max_leaves=8, threads=1)
+    assert again.leaves == ["r0", "r1"] and out.read_bytes() == before
+
+
+def test_a_fixed_leaf_count_finishes_a_kept_split_without_training(three, tmp_path, monkeypatch):
+    only_the_root(monkeypatch)
+    out = tmp_path / "t.h5"
+    grow(three, out, "auto", max_leaves=8, preset="tiny", threads=1, overrides=SETTINGS)
+    kept = read_tree(out).nodes
+    heavier = max(("r0", "r1"), key=lambda n: kept[n].mass)
+    stored = next(reversed(kept[heavier].stages.values())).memberships
+    monkeypatch.setattr(grow_module, "_split", lambda *a, **k: pytest.fail("trained again"))
+    tree = grow(three, out, 3, threads=1)
+    assert len(tree.leaves) == 3
+    record = read_tree(out)
+    assert record.nodes[heavier].status == "split"
+    for row, child in zip(stored, record.nodes[heavier].children, strict=True):
+        np.testing.assert_array_equal(record.nodes[child].membership, row)
+
+
+def test_the_real_test_supports_splitting_three_distinct_classes(three, tmp_path):
+    seeded = {"embed_iters": 100, "raw_iters": 60}  # the default recipe, shortened
+    tree = grow(three, tmp_path / "t.h5", 2, preset="cpu", threads=1, overrides=seeded)
+    attrs = read_tree(tree.path).nodes["r"].split_attrs
+    assert attrs["support_p"] < 0.05 and attrs["support_dip"] > 0
+
+
+@pytest.mark.parametrize(
+    ("leaves", "max_leaves", "message"),
+    [("many", 20, "a number or 'auto'"), ("auto", 1, "--max-leaves must be at least 2")],
+)
+def test_bad_auto_options_are_one_sentence(three, tmp_path, leaves, max_leaves, message):
+    with pytest.raises(HCTreeError, match=message):
+        grow(three, tmp_path / "t.h5", leaves, max_leaves=max_leaves)
+    assert not (tmp_path / "t.h5").exists()
+
+
+def test_the_command_line_takes_auto(three, tmp_path):
+    from click.testing import CliRunner
+
+    from cli.main import cli
+
+    data = tmp_path / "three.npz"
+    np.savez(data, images=three.images, labels=three.labels)
+    bad = CliRunner().invoke(
+        cli, ["grow", str(data), "--leaves", "lots", "-o", str(tmp_path / "t.h5")]
+    )
+    assert bad.exit_code == 2 and "whole number or 'auto'" in bad.output
+    assert load_images(data).fingerprint == three.fingerprint
