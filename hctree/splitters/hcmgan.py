@@ -88,6 +88,7 @@ class Config:
     inherit: bool = False  # start discriminators from the parent split's trunk
     embed_iters: int = 0  # contrastive-only trunk iterations before a split with no parent trunk
     embed_batch: int = 128  # real images per contrastive warm-up iteration
+    embed_beta1: float = 0.5  # Adam's beta1 during the warm-up (the GAN phase uses beta1)
     split_init: str = "none"  # none | kmeans: raw split's C also fits a k-means of the trunk
     lambda_target: float = 1.0  # weight of C's loss on real images against those targets
 
@@ -113,7 +114,7 @@ class Config:
         for name in ("lr_d", "lr_c", "lr_g"):
             if not getattr(self, name) > 0:
                 raise HCTreeError(f"setting {name} must be a positive learning rate.")
-        for name in ("beta1", "beta2"):
+        for name in ("beta1", "beta2", "embed_beta1"):
             if not 0 <= getattr(self, name) < 1:
                 raise HCTreeError(f"setting {name} must be in [0, 1).")
         for name in ("cls_weight", "noise", "raw_epochs", "refine_epochs", "stop_threshold"):
@@ -515,6 +516,12 @@ def _embed_step(
     return {"embed": loss.detach()}
 
 
+def _set_beta1(opt: torch.optim.Optimizer, beta1: float) -> None:
+    """Change Adam's first-moment decay in place (its moments are kept)."""
+    for group in opt.param_groups:
+        group["betas"] = (beta1, group["betas"][1])
+
+
 def _view_loss(
     disc: Discriminator,
     clean: torch.Tensor,
@@ -642,7 +649,11 @@ class HCMGANSplitter:
         title = f"{ctx.node} {stage}"
         ctx.progress.start(title, total, start)
         losses: dict[str, torch.Tensor] = {}
+        if start < warm:
+            _set_beta1(nets.opt_d[0], config.embed_beta1)
         for i in range(start, total):
+            if i == warm and warm:
+                _set_beta1(nets.opt_d[0], config.beta1)
             if i < warm:
                 losses = _embed_step(nets.discriminators[0], nets.opt_d[0], ctx.images, parent,
                                      config, gen, device)  # fmt: skip

@@ -1,0 +1,68 @@
+"""The dip test (hctree.support) on every stored split of a tree, beside how well it separates classes.
+
+    .venv/bin/python bench/split_support.py tree.h5 [--data DIR]
+
+For each split in growth order prints its mass, its class separation (the share of
+the node's mass in the child holding most of its class: 1 when every class goes
+wholly to one side, about 0.5 when classes are cut in half), the classes above 10%
+of the node, and the dip test's p-value in the split's own trunk features and in
+pixels. Needs a labelled tree of a splitter with ``features`` (hcmgan).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+
+from hctree.engine import predict_in_batches
+from hctree.render import tree_images
+from hctree.splitters import get_splitter
+from hctree.splitters.base import config_from_json
+from hctree.store import read_models, read_tree
+from hctree.support import dip_test_split, sample_rows
+from hctree.tree import open_tree
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("tree")
+    parser.add_argument("--data", default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    record, tree = read_tree(args.tree), open_tree(args.tree)
+    if record.labels is None:
+        raise SystemExit("the tree holds no labels to compare its splits with")
+    images = torch.from_numpy(tree_images(tree, args.data).images)
+    cls = get_splitter(str(record.attrs["splitter"]))
+    splitter, config = cls(), config_from_json(cls, str(record.attrs["config_json"]))
+    n_classes = int(record.labels.max()) + 1
+    tried = sorted(
+        (n for n in record.nodes.values() if n.stages),
+        key=lambda n: (n.split_order < 0, n.split_order, n.name),
+    )
+    for node in tried:
+        memberships = next(reversed(node.stages.values())).memberships
+        rows = sample_rows(node.membership, 0)
+        subset = images[torch.from_numpy(rows)]
+        embed = splitter.features(
+            read_models(args.tree, node.name), config, tuple(images.shape[1:]), torch.device("cpu")
+        )
+        own = dip_test_split(predict_in_batches(embed, subset, 1024).numpy(), memberships[:, rows])
+        pixels = dip_test_split(subset.flatten(1).float().numpy() / 255, memberships[:, rows])
+        counts = np.stack(
+            [np.bincount(record.labels, weights=m, minlength=n_classes) for m in memberships]
+        )
+        total = counts.sum(0)
+        separation = counts.max(0).sum() / total.sum()
+        main_classes = [int(c) for c in np.flatnonzero(total / total.sum() > 0.1)]
+        print(
+            f"{node.name:8s} order {node.split_order:3d} {node.status:6s} mass {node.mass:7.0f} "
+            f"separation {separation:.3f} classes {main_classes} "
+            f"p(trunk) {own.p_value:.3f} p(pixels) {pixels.p_value:.3f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
