@@ -60,17 +60,17 @@ def split_axis(
 
 
 def sample_rows(parent: np.ndarray, seed: int, size: int = SAMPLE) -> np.ndarray:
-    """Up to ``size`` image indices of a node, drawn without replacement by membership.
+    """About the node's mass (at most ``size``) image indices, drawn by membership.
 
-    parent: float ``[N]`` node membership. Sorted int64 indices (seeded), so soft
-    members count as they weigh.
+    parent: float ``[N]`` node membership. Sorted int64 indices drawn without
+    replacement in proportion to membership (seeded), so soft members count as they
+    weigh and images with a trace of membership rarely enter.
     """
     weights = np.asarray(parent, dtype=np.float64)
     inside = np.flatnonzero(weights > 0)
-    if len(inside) <= size:
-        return inside
+    count = min(size, len(inside), max(1, int(round(float(weights.sum())))))
     p = weights[inside] / weights[inside].sum()
-    return np.sort(np.random.default_rng(seed).choice(inside, size, replace=False, p=p))
+    return np.sort(np.random.default_rng(seed).choice(inside, count, replace=False, p=p))
 
 
 def dip_test_split(features: np.ndarray, children: np.ndarray, alpha: float = ALPHA) -> Support:

@@ -53,6 +53,10 @@ def test_rows_are_drawn_by_membership_and_seeded():
     assert len(rows) == 1000 and rows.max() < 5000 and np.all(np.diff(rows) > 0)
     np.testing.assert_array_equal(rows, sample_rows(parent, seed=3, size=1000))
     assert len(sample_rows(parent[:600], seed=3)) == 600  # fewer than asked: all of them
+    soft = np.full(1000, 0.01)
+    soft[:300] = 1.0  # a node of mass ~307: a trace of every other image
+    rows = sample_rows(soft, seed=0)
+    assert len(rows) == 307 and (rows < 300).mean() > 0.9
 
 
 @pytest.fixture
