@@ -362,8 +362,8 @@ def _grow_loop(
                 )
                 return
             if node.status == "kept":  # a split refused by an auto run, now wanted
-                _finish_split(record, node, next(reversed(node.stages.values())).memberships,
-                              node.split_attrs["final_stage"])  # fmt: skip
+                final = node.split_attrs["final_stage"]
+                _finish_split(record, node, node.stages[final].memberships, final)
                 write_tree(out, record)
                 progress.message(describe_split(record, node))
                 continue

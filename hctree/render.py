@@ -2,8 +2,9 @@
 
 Every node is drawn as a grid of real images sampled in proportion to its
 membership, with its name, mass and the classes holding most of its mass. Leaves
-have a dashed red frame. ``render_curves`` draws the training curves of every split. Optionally each split also shows what its generators draw
-for each child. The output format follows the file extension (.png, .svg, .pdf).
+have a dashed red frame. Optionally each split also shows what its generators draw
+for each child. ``render_curves`` draws every split's training curves. The output
+format follows the file extension (.png, .svg, .pdf).
 """
 
 from __future__ import annotations

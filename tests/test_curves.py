@@ -49,15 +49,13 @@ def grown(fmnist, tmp_path_factory):
 
 def test_every_stage_keeps_its_losses_at_the_logging_steps(grown):
     record = read_tree(grown)
-    config = open_tree(grown).config
-    for name in ("r",):
-        for stage, total in (("raw", 40), ("refine1", 20)):
-            curves = record.nodes[name].stages[stage].curves
-            every = config["log_every"]
-            assert curves["step"].tolist() == list(range(every, total + 1, every))
-            assert {"d", "c", "g_adv", "g_cls"} <= set(curves)
-            assert all(np.isfinite(v).all() for v in curves.values())
-            assert curves["d"].std() > 0  # real losses, not a constant
+    every = open_tree(grown).config["log_every"]
+    for stage, total in (("raw", 40), ("refine1", 20)):
+        curves = record.nodes["r"].stages[stage].curves
+        assert curves["step"].tolist() == list(range(every, total + 1, every))
+        assert {"d", "c", "g_adv", "g_cls"} <= set(curves)
+        assert all(np.isfinite(v).all() for v in curves.values())
+        assert curves["d"].std() > 0  # real losses, not a constant
 
 
 def test_curves_survive_a_rewrite_of_the_file(grown, tmp_path):

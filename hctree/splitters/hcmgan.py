@@ -716,13 +716,7 @@ class HCMGANSplitter:
         The same function (single classifier for raw, ensemble mean for a
         refinement) that re-estimated the stage's memberships.
         """
-        k, refine = _shape_of(models)
-        gens, discs = _build_modules(config, k, k if refine else 1, image_shape)
-        names = [f"D{j}" for j in range(k)] if refine else ["D"]
-        for name, disc in zip(names, discs, strict=True):
-            engine.load_numpy_state(disc, models[name])
-        discs.to(device).eval()
-        return _ensemble(discs, device)
+        return _ensemble(_stored_discriminators(models, config, image_shape, device), device)
 
     def features(
         self,
@@ -735,10 +729,7 @@ class HCMGANSplitter:
 
         The trunk of the split's (first) discriminator: what its classifier reads.
         """
-        k, refine = _shape_of(models)
-        _, discs = _build_modules(config, k, 1, image_shape)
-        engine.load_numpy_state(discs[0], models["D0" if refine else "D"])
-        disc = discs[0].to(device).eval()
+        disc = _stored_discriminators(models, config, image_shape, device, first_only=True)[0]
         return lambda x: F.normalize(disc.features(x).float(), dim=1)
 
     @torch.no_grad()
@@ -762,6 +753,26 @@ class HCMGANSplitter:
             z = torch.randn(n, config.latent_dim, generator=gen, device=device)
             out.append(engine.to_uint8(g(z)).cpu())
         return torch.stack(out)
+
+
+def _stored_discriminators(
+    models: ModelState,
+    config: Config,
+    image_shape: tuple[int, ...],
+    device: torch.device,
+    first_only: bool = False,
+) -> nn.ModuleList:
+    """The split's discriminators rebuilt from stored models, on ``device`` in eval mode.
+
+    Raw: the one ``D``; a refinement: ``D0`` .. ``D{k-1}`` (only ``D0`` with ``first_only``).
+    """
+    k, refine = _shape_of(models)
+    names = [f"D{j}" for j in range(k)] if refine else ["D"]
+    names = names[:1] if first_only else names
+    _, discs = _build_modules(config, k, len(names), image_shape)
+    for name, disc in zip(names, discs, strict=True):
+        engine.load_numpy_state(disc, models[name])
+    return discs.to(device).eval()
 
 
 def _shape_of(models: ModelState) -> tuple[int, bool]:
