@@ -67,7 +67,7 @@ def test_a_child_starts_from_the_trunk_that_saw_its_images(small):  # noqa: F811
 
 
 def test_settings_are_checked():
-    for bad in ({"split_init": "spectral"}, {"embed_iters": 5}, {"lambda_target": -1.0}):
+    for bad in ({"split_init": "bogus"}, {"embed_iters": 5}, {"lambda_target": -1.0}):
         with pytest.raises(HCTreeError):
             make_config(HCMGANSplitter, "paper", bad)
 
@@ -97,3 +97,38 @@ def test_views_change_colour_casts_and_the_losses_measure_agreement():
     sure = torch.tensor([[20.0, 0.0], [0.0, 20.0]])
     assert view_agreement(sure, sure) < 1e-6 < view_agreement(sure, sure.flip(1))
     assert imbalance(sure) < 1e-6 < imbalance(torch.tensor([[20.0, 0.0], [20.0, 0.0]]))
+
+
+def _arcs() -> tuple[torch.Tensor, np.ndarray]:
+    """A long arc and a short one on the unit circle, 20 degrees apart at both ends."""
+    long_arc = np.radians(np.linspace(0, 240, 300))
+    short_arc = np.radians(np.linspace(260, 340, 100))
+    angles = np.concatenate([long_arc, short_arc])
+    x = torch.tensor(np.stack([np.cos(angles), np.sin(angles)], 1), dtype=torch.float32)
+    return x, np.repeat([0, 1], [300, 100])
+
+
+def test_spectral_labels_cut_at_the_gap_where_kmeans_cuts_the_long_arc():
+    from hctree.metrics import accuracy
+    from hctree.spectral import spectral_labels
+
+    x, truth = _arcs()
+    w = torch.ones(len(x))
+    spectral = spectral_labels(x, w, 2, torch.Generator().manual_seed(0)).numpy()
+    kmeans = weighted_kmeans(x, w, 2, torch.Generator().manual_seed(0)).numpy()
+    assert accuracy(truth, spectral) == 1.0
+    assert accuracy(truth, kmeans) < 0.9
+    again = spectral_labels(x, w, 2, torch.Generator().manual_seed(0)).numpy()
+    np.testing.assert_array_equal(spectral, again)
+    assert (spectral == 0).sum() == 300  # numbered by decreasing weight
+
+
+def test_spectral_labels_give_light_rows_their_neighbours_group():
+    from hctree.spectral import spectral_labels
+
+    x, truth = _arcs()
+    w = torch.ones(len(x))
+    light = torch.arange(0, len(x), 7)  # every 7th image is a trace member of the node
+    w[light] = 0.01
+    labels = spectral_labels(x, w, 2, torch.Generator().manual_seed(1)).numpy()
+    assert (labels == truth).all() or (labels == 1 - truth).all()

@@ -41,9 +41,10 @@ from hctree.errors import HCTreeError, Interrupted
 from hctree.invariance import augment, imbalance, nt_xent, view_agreement
 from hctree.kmeans import weighted_kmeans
 from hctree.nets.dcgan import G_NORMS, NORMS, Discriminator, Generator, check_image_shape
+from hctree.spectral import spectral_labels
 from hctree.splitters.base import ModelState, SplitContext, StageResult
 
-SPLIT_INITS = ("none", "kmeans")
+SPLIT_INITS = ("none", "kmeans", "spectral")
 
 
 @dataclass
@@ -89,7 +90,8 @@ class Config:
     embed_iters: int = 0  # contrastive-only trunk iterations before a split with no parent trunk
     embed_batch: int = 128  # real images per contrastive warm-up iteration
     embed_beta1: float = 0.5  # Adam's beta1 during the warm-up (the GAN phase uses beta1)
-    split_init: str = "none"  # none | kmeans: raw split's C also fits a k-means of the trunk
+    split_init: str = "none"  # none | kmeans | spectral: raw split's C also fits a clustering
+    spectral_neighbors: int = 10  # k of the nearest-neighbour graph when split_init=spectral
     lambda_target: float = 1.0  # weight of C's loss on real images against those targets
 
     @property
@@ -144,6 +146,8 @@ class Config:
             raise HCTreeError("setting embed_iters needs lambda_contrast > 0 (a projection head).")
         if self.split_init not in SPLIT_INITS:
             raise HCTreeError(f"setting split_init must be one of {', '.join(SPLIT_INITS)}.")
+        if self.spectral_neighbors < 1:
+            raise HCTreeError("setting spectral_neighbors must be at least 1.")
         if not (self.lambda_target >= 0 and math.isfinite(self.lambda_target)):
             raise HCTreeError("setting lambda_target must be a finite number >= 0.")
         if self.proj_dim < 1:
@@ -466,10 +470,11 @@ def _train_step(
 
 
 @torch.no_grad()
-def _kmeans_targets(
+def _seed_targets(
     disc: Discriminator, ctx: SplitContext, parent: torch.Tensor, gen: torch.Generator
 ) -> torch.Tensor:
-    """A child per image: weighted k-means of the unit-length trunk features.
+    """A child per image: the ``split_init`` clustering of the unit-length trunk features
+    (weighted k-means, or spectral clustering of their nearest-neighbour graph).
 
     Images outside the node get child 0 (they are never drawn). int64 ``[N]``.
     """
@@ -482,7 +487,10 @@ def _kmeans_targets(
         inside,
     )
     rows = inside.nonzero().squeeze(1)
-    labels = weighted_kmeans(feats[rows], parent[rows], ctx.k, gen)
+    if config.split_init == "spectral":
+        labels = spectral_labels(feats[rows], parent[rows], ctx.k, gen, config.spectral_neighbors)
+    else:
+        labels = weighted_kmeans(feats[rows], parent[rows], ctx.k, gen)
     targets = torch.zeros(len(parent), dtype=torch.long, device=parent.device)
     targets[rows] = labels
     return targets
@@ -643,7 +651,7 @@ class HCMGANSplitter:
         total = warm + gan_iters
         start = _restore(nets, gen, saved) if saved is not None else 0
         targets = None if saved is None or "targets" not in saved else saved["targets"].to(device)
-        seeded = not refine and config.split_init == "kmeans"
+        seeded = not refine and config.split_init != "none"
         curve = LossCurve.from_arrays(None if saved is None else saved.get("curve"))
 
         title = f"{ctx.node} {stage}"
@@ -659,7 +667,7 @@ class HCMGANSplitter:
                                      config, gen, device)  # fmt: skip
             else:
                 if seeded and targets is None:
-                    targets = _kmeans_targets(nets.discriminators[0], ctx, parent, gen)
+                    targets = _seed_targets(nets.discriminators[0], ctx, parent, gen)
                 sigma = config.noise * (1.0 - (i - warm + 1) / gan_iters)
                 losses = _train_step(nets, ctx.images, weights, config, sigma, gen, device, targets)
             if (i + 1) % config.log_every == 0 or i + 1 == total:

@@ -1,0 +1,142 @@
+"""Screen ways to bisect a node on the contrastive trunk alone, without GANs.
+
+    .venv/bin/python bench/split_screen.py --subset 10000 --seed 0 --threads 1
+
+Trains the `cpu` preset's trunk as the root warm-up does (NT-Xent of two views),
+caches its unit-length features under bench/out/, then grows 10-leaf trees top
+down (the largest leaf is split next) with each bisection rule and prints ACC,
+NMI and dendrogram purity per rule, one JSON line each. The rules:
+
+- ``kmeans``: weighted 2-means of the node's features (the seeded split's rule);
+- ``spectral``: the sign pattern of the Fiedler vector of the node's symmetric
+  k-nearest-neighbour graph (normalised Laplacian), split by 2-means on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from scipy.sparse.linalg import eigsh
+from sklearn.neighbors import NearestNeighbors
+
+from hctree import engine
+from hctree.data import load_images
+from hctree.kmeans import weighted_kmeans
+from hctree.metrics import accuracy, dendrogram_purity, nmi
+from hctree.splitters import hcmgan
+
+
+def trunk_features(images: np.ndarray, seed: int, overrides: dict[str, str]) -> np.ndarray:
+    """Train the root warm-up's trunk and return unit-length features ``[N, F]``."""
+    config = hcmgan.Config(**hcmgan.PRESETS["cpu"])
+    for key, value in overrides.items():
+        setattr(config, key, type(getattr(config, key))(value))
+    device = torch.device("cpu")
+    x = torch.from_numpy(images)
+    nets = hcmgan._build_nets(config, 2, False, tuple(x.shape[1:]), seed, device)
+    gen = engine.make_generator(seed, device)
+    hcmgan._set_beta1(nets.opt_d[0], config.embed_beta1)
+    weights = torch.ones(len(x))
+    disc = nets.discriminators[0]
+    for _ in range(config.embed_iters):
+        hcmgan._embed_step(disc, nets.opt_d[0], x, weights, config, gen, device)
+    disc.eval()
+    feats = engine.predict_in_batches(lambda b: F.normalize(disc.features(b).float(), dim=1), x)
+    return feats.numpy()
+
+
+def kmeans_rule(feats: np.ndarray, seed: int) -> np.ndarray:
+    gen = engine.make_generator(seed, torch.device("cpu"))
+    x = torch.from_numpy(feats)
+    return weighted_kmeans(x, torch.ones(len(x)), 2, gen).numpy()
+
+
+def spectral_rule(feats: np.ndarray, seed: int, neighbours: int = 10) -> np.ndarray:
+    n = len(feats)
+    nn_ = NearestNeighbors(n_neighbors=min(neighbours + 1, n)).fit(feats)
+    dist, idx = nn_.kneighbors(feats)
+    rows = np.repeat(np.arange(n), idx.shape[1] - 1)
+    graph = sp.csr_matrix((np.ones(len(rows)), (rows, idx[:, 1:].ravel())), shape=(n, n))
+    graph = ((graph + graph.T) > 0).astype(np.float64)
+    degree = np.asarray(graph.sum(1)).ravel()
+    scale = sp.diags(1.0 / np.sqrt(degree))
+    norm_adj = scale @ graph @ scale
+    rng = np.random.default_rng(seed)
+    vals, vecs = eigsh(norm_adj, k=2, which="LA", v0=rng.standard_normal(n))
+    fiedler = vecs[:, np.argsort(vals)[0]] / np.sqrt(degree)
+    return kmeans_rule(fiedler[:, None].astype(np.float32), seed)
+
+
+RULES = {"kmeans": kmeans_rule, "spectral": spectral_rule}
+
+
+def top_down(feats: np.ndarray, leaves: int, rule, seed: int):
+    """Split the largest leaf until ``leaves``; returns (assignment, children, leaf names)."""
+    members = {"r": np.arange(len(feats))}
+    children: dict[str, list[str]] = {}
+    while len(members) - len(children) < leaves:
+        open_leaves = [n for n in members if n not in children]
+        node = max(open_leaves, key=lambda n: (len(members[n]), n))
+        rows = members[node]
+        side = rule(feats[rows], engine.derive_seed(seed, node))
+        children[node] = [node + "0", node + "1"]
+        for j in (0, 1):
+            members[node + str(j)] = rows[side == j]
+    leaf_names = [n for n in members if n not in children]
+    assign = np.zeros(len(feats), dtype=np.int64)
+    for i, name in enumerate(leaf_names):
+        assign[members[name]] = i
+    return assign, children, leaf_names
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="fashion-mnist")
+    parser.add_argument("--subset", type=int, default=10000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--leaves", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--set", dest="settings", action="append", default=[])
+    args = parser.parse_args()
+    engine.configure_threads(args.threads)
+    overrides = dict(s.split("=", 1) for s in args.settings)
+    data = load_images(args.data, subset=args.subset, seed=args.seed)
+    tag = "-".join(f"{k}{v}" for k, v in sorted(overrides.items())) or "base"
+    cache = Path(f"bench/out/trunk-{Path(str(args.data)).stem}-{len(data)}-s{args.seed}-{tag}.npy")
+    start = time.perf_counter()
+    if cache.exists():
+        feats = np.load(cache)
+    else:
+        feats = trunk_features(data.images, args.seed, overrides)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.save(cache, feats)
+    trained = time.perf_counter() - start
+    labels = data.labels
+    classes = int(labels.max()) + 1
+    for name, rule in RULES.items():
+        t0 = time.perf_counter()
+        assign, children, leaf_names = top_down(feats, args.leaves, rule, args.seed)
+        counts = np.zeros((len(leaf_names), classes))
+        np.add.at(counts, (assign, labels), 1)
+        row = {
+            "rule": name,
+            "seed": args.seed,
+            "settings": overrides,
+            "acc": round(accuracy(labels, assign), 3),
+            "nmi": round(nmi(labels, assign), 3),
+            "dp": round(dendrogram_purity(counts, children, "r", leaf_names), 3),
+            "trunk_s": round(trained, 1),
+            "rule_s": round(time.perf_counter() - t0, 1),
+        }
+        print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()

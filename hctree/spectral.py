@@ -1,0 +1,85 @@
+"""Spectral clustering of a node's features on its k-nearest-neighbour graph.
+
+A k-means of embedding vectors cuts along the direction of largest spread; the
+graph's leading eigenvectors cut where the data are thinnest, which is where
+classes meet (docs/benchmarks.md, "Spectral seeding"). Neighbours are found on
+the device in chunks; the eigenvectors of the sparse graph come from ARPACK.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from scipy.sparse.linalg import eigsh
+
+from hctree.kmeans import weighted_kmeans
+
+MAX_GRAPH = 20000  # rows in the graph at most; the rest vote with their neighbours in it
+
+
+def _neighbours(query: torch.Tensor, base: torch.Tensor, k: int, skip_self: bool) -> torch.Tensor:
+    """Indices ``[Q, k]`` of each query row's nearest rows of ``base`` (unit rows, cosine)."""
+    out = []
+    for start in range(0, query.shape[0], 2048):
+        sims = query[start : start + 2048] @ base.T
+        if skip_self:
+            rows = torch.arange(sims.shape[0], device=sims.device)
+            sims[rows, rows + start] = -float("inf")
+        out.append(sims.topk(k, dim=1).indices)
+    return torch.cat(out)
+
+
+def _embedding(neighbours: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """The ``k - 1`` leading non-trivial random-walk eigenvectors of the symmetric kNN graph."""
+    n = neighbours.shape[0]
+    rows = np.repeat(np.arange(n), neighbours.shape[1])
+    graph = sp.csr_matrix((np.ones(rows.size), (rows, neighbours.ravel())), shape=(n, n))
+    graph = ((graph + graph.T) > 0).astype(np.float64)
+    degree = np.asarray(graph.sum(1)).ravel()
+    scale = sp.diags(1.0 / np.sqrt(degree))
+    start = np.random.default_rng(seed).standard_normal(n)
+    values, vectors = eigsh(scale @ graph @ scale, k=k, which="LA", v0=start)
+    order = np.argsort(values)[::-1]
+    walk = vectors[:, order] / np.sqrt(degree)[:, None]
+    return walk[:, 1:].astype(np.float32)
+
+
+def spectral_labels(
+    feats: torch.Tensor,
+    weights: torch.Tensor,
+    k: int,
+    gen: torch.Generator,
+    neighbours: int = 10,
+) -> torch.Tensor:
+    """Cluster unit-length rows ``feats`` float ``[M, F]`` into ``k`` groups.
+
+    The graph holds the node's own rows, those with at least half the largest
+    weight (at most ``MAX_GRAPH``, heaviest first; a soft membership gives every
+    other image a little weight too); its spectral embedding is clustered by
+    weighted k-means, and every other row takes the majority group of its
+    neighbours in the graph. Returns int64 ``[M]`` labels in ``0..k-1``, numbered
+    by decreasing weight.
+    """
+    m = feats.shape[0]
+    own = int((weights >= 0.5 * weights.max()).sum())
+    if own <= max(k, neighbours + 1) * 2:
+        return weighted_kmeans(feats, weights, k, gen)
+    core = weights.argsort(descending=True, stable=True)[: min(own, MAX_GRAPH)]
+    core = core.sort().values
+    base = feats[core]
+    near = _neighbours(base, base, neighbours, skip_self=True).cpu().numpy()
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen, device=gen.device))
+    embedding = torch.from_numpy(_embedding(near, k, seed)).to(feats.device)
+    core_labels = weighted_kmeans(embedding, weights[core], k, gen)
+    labels = torch.full((m,), -1, dtype=torch.long, device=feats.device)
+    labels[core] = core_labels
+    rest = (labels < 0).nonzero().squeeze(1)
+    if rest.numel():
+        votes = core_labels[_neighbours(feats[rest], base, neighbours, skip_self=False)]
+        counts = torch.nn.functional.one_hot(votes, k).sum(1)
+        labels[rest] = counts.argmax(1)
+    mass = torch.zeros(k, dtype=weights.dtype, device=feats.device).index_add_(0, labels, weights)
+    rank = torch.empty(k, dtype=torch.long, device=feats.device)
+    rank[mass.argsort(descending=True)] = torch.arange(k, device=feats.device)
+    return rank[labels]
