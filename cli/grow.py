@@ -86,7 +86,22 @@ def parse_leaves(text: str) -> int | str:
     help="Seconds between mid-stage checkpoints.",
 )
 @click.option(
-    "--threads", type=int, default=None, help="CPU threads [default: $HCTREE_THREADS or all cores]."
+    "--threads",
+    type=int,
+    default=None,
+    help="CPU threads, per worker with --workers [default: $HCTREE_THREADS or all cores; cores / workers].",
+)
+@click.option(
+    "--workers",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Splits run at once, on Ray workers when above 1 (the tree is the same).",
+)
+@click.option(
+    "--ray-address",
+    default=None,
+    help="Join this Ray cluster with --workers [default: start one on this machine].",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 def grow(
@@ -105,6 +120,8 @@ def grow(
     subset,
     checkpoint_every,
     threads,
+    workers,
+    ray_address,
     quiet,
 ) -> None:
     """Grow a clustering tree over the images in DATA, or resume the one in --out.
@@ -117,6 +134,7 @@ def grow(
     Example:
       hctree grow fashion-mnist --subset 10000 --leaves 10 -o tree.h5
       hctree grow digits.npz --leaves auto --max-leaves 20
+      hctree grow fashion-mnist --leaves 10 --workers 2 --threads 1
     """
     leaves = parse_leaves(leaves)
     channels = int(channels) if channels else None
@@ -136,6 +154,8 @@ def grow(
         progress=progress,
         threads=threads,
         max_leaves=max_leaves,
+        workers=workers,
+        ray_address=ray_address,
     )
     click.echo(f"{out}: {len(tree.leaves)} leaves")
     if tree.labels is not None:

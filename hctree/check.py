@@ -56,8 +56,8 @@ def check_structure(record: TreeRecord) -> str | None:
                 return f"the children of {name} do not sum to its membership (gap {gap:.2g})."
         elif node.children:
             return f"node {name} has children but its status is {node.status}."
-        elif node.status == "kept" and "final_stage" not in node.split_attrs:
-            return f"node {name} is kept as a leaf but records no finished split."
+        elif node.status in ("kept", "ready") and "final_stage" not in node.split_attrs:
+            return f"node {name} is {node.status} as a leaf but records no finished split."
     if sorted(orders) != list(range(len(orders))):
         return "the split order is not 0, 1, 2, ... without gaps or repeats."
     if int(record.attrs.get("splits_done", len(orders))) != len(orders):

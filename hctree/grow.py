@@ -22,24 +22,28 @@ import numpy as np
 import torch
 
 from hctree.data import ImageSet
-from hctree.engine import configure_threads, derive_seed, predict_in_batches, resolve_device
+from hctree.engine import configure_threads, resolve_device
 from hctree.errors import HCTreeError, Interrupted
 from hctree.report import mix_text
-from hctree.splitters import get_splitter, make_config
-from hctree.splitters.base import (
-    NullProgress,
-    Progress,
-    SplitContext,
-    StageResult,
-    config_from_json,
-    config_to_json,
+from hctree.schedule import (
+    Goal,
+    InlineExecutor,
+    StageOutcome,
+    candidates,
+    children_wanted,
+    frontier,
+    leaf_count,
+    next_job,
 )
+from hctree.splitters import get_splitter, make_config
+from hctree.splitters.base import NullProgress, Progress, config_from_json, config_to_json
 from hctree.store import (
     NodeRecord,
     StageRecord,
     StateFileError,
     TreeRecord,
     WriterLock,
+    checkpoint_nodes,
     checkpoint_path,
     clear_checkpoint,
     load_checkpoint,
@@ -48,12 +52,19 @@ from hctree.store import (
     save_checkpoint,
     write_tree,
 )
-from hctree.support import Support, dip_test_split, sample_rows
-from hctree.tree import CHILD_DIGITS, Tree, child_name
+from hctree.support import ALPHA
+from hctree.tree import Tree, child_name
 
-MASS_TOLERANCE = 1e-4
 AUTO = "auto"
-AUTO_MIN_FRACTION = 0.01  # --leaves auto never splits a leaf with less of the images
+
+
+@dataclass(frozen=True)
+class Workers:
+    """How many splits run at once (``count`` > 1: on Ray), and where."""
+
+    count: int = 1
+    address: str | None = None  # an existing Ray cluster; None starts one here
+    threads: int | None = None  # CPU threads per worker (default: cores / count)
 
 
 @dataclass
@@ -192,46 +203,6 @@ def _check_same(
     return stored
 
 
-def _next_node(record: TreeRecord, auto: bool) -> NodeRecord | None:
-    """A split in progress, else the leaf with the largest mass (ties by name).
-
-    With ``auto``, leaves whose split the data did not support (status ``kept``) and
-    leaves below ``AUTO_MIN_FRACTION`` of the images are passed over (None when no
-    leaf is left); otherwise a ``kept`` leaf is a candidate like any other.
-    """
-    nodes = record.nodes.values()
-    for node in nodes:
-        if node.status == "splitting":
-            return node
-    if auto:
-        smallest = AUTO_MIN_FRACTION * int(record.attrs["n"])
-        leaves = [n for n in nodes if n.status == "leaf" and n.mass >= smallest]
-    else:
-        leaves = [n for n in nodes if n.status in ("leaf", "kept")]
-    if not leaves:
-        return None
-    return min(leaves, key=lambda n: (-round(n.mass, 3), n.name))
-
-
-def _leaf_count(record: TreeRecord) -> int:
-    return sum(1 for n in record.nodes.values() if n.status != "split")
-
-
-def _check_result(result: StageResult, parent: np.ndarray, k: int, where: str) -> np.ndarray:
-    memberships = result.memberships
-    if isinstance(memberships, torch.Tensor):
-        memberships = memberships.detach().cpu().numpy()
-    memberships = np.asarray(memberships, dtype=np.float32)
-    if memberships.shape != (k, parent.shape[0]):
-        raise RuntimeError(f"{where} returned memberships of shape {memberships.shape}")
-    if not np.isfinite(memberships).all():
-        raise RuntimeError(f"{where} returned non-finite memberships")
-    gap = np.abs(memberships.sum(0) - parent).max()
-    if gap > MASS_TOLERANCE:
-        raise RuntimeError(f"{where}: children do not sum to the parent (max gap {gap:.2e})")
-    return np.clip(memberships, 0.0, None)
-
-
 def describe_split(record: TreeRecord, node: NodeRecord, top: int = 3) -> str:
     """One line per child: mass and, where labels exist, the classes holding most of it."""
     lines = [f"split {node.name} -> {', '.join(node.children)}"]
@@ -261,6 +232,8 @@ def grow(
     progress: Progress | None = None,
     threads: int | None = None,
     max_leaves: int = 20,
+    workers: int = 1,
+    ray_address: str | None = None,
 ) -> Tree:
     """Grow (or resume growing) the tree in ``out`` until it has ``leaves`` leaves.
 
@@ -271,6 +244,11 @@ def grow(
     continued, and options that contradict it raise HCTreeError. SIGINT/SIGTERM stop
     after a checkpoint (``hctree.errors.Interrupted``); rerunning resumes. ``threads``
     sets PyTorch's CPU threads (default: ``$HCTREE_THREADS`` or every core).
+
+    ``workers`` > 1 runs that many splits at once on Ray workers (``ray_address``: an
+    existing cluster; default a local one), each with ``threads`` threads (default:
+    cores / workers); only this process writes the file, and with the same
+    ``threads`` the tree is the one a single worker grows (hctree.schedule).
     """
     out = Path(out)
     progress = progress or NullProgress()
@@ -297,15 +275,21 @@ def grow(
         )
     if checkpoint_every < 0:
         raise HCTreeError("--checkpoint-every must be zero or more seconds.")
-    if torch_device.type == "cpu":
+    if not isinstance(workers, int) or workers < 1:
+        raise HCTreeError(f"--workers must be at least 1, not {workers}.")
+    if workers > 1:
+        from hctree.workers import require_ray
+
+        require_ray()
+    if torch_device.type == "cpu" and workers == 1:
         configure_threads(threads)
     with WriterLock(out):
         if out.exists():
             record = read_tree(out)
             config = _check_same(record, out, data, splitter, preset, overrides, seed, branching)
-            if leaves < _leaf_count(record) and not auto:
+            if leaves < leaf_count(record) and not auto:
                 raise HCTreeError(
-                    f"{out} already has {_leaf_count(record)} leaves, more than --leaves {leaves}; "
+                    f"{out} already has {leaf_count(record)} leaves, more than --leaves {leaves}; "
                     "use `hctree eval --cut` or `render --cut` to look at fewer."
                 )
         else:
@@ -314,7 +298,7 @@ def grow(
             record = _new_record(data, splitter, preset, config, seed or 0, branching or 2)
             out.parent.mkdir(parents=True, exist_ok=True)
             write_tree(out, record)
-        if _leaf_count(record) < leaves:
+        if leaf_count(record) < leaves:
             progress.message(data.describe())
             goal = (
                 f"at most {leaves} leaves, while the data support a split"
@@ -328,10 +312,11 @@ def grow(
             data,
             cls(),
             config,
-            _Goal(leaves, auto),
+            Goal(leaves, auto),
             torch_device,
             checkpoint_every,
             progress,
+            Workers(workers, ray_address, threads),
         )
     return Tree(read_tree(out), out)
 
@@ -342,161 +327,131 @@ def _grow_loop(
     data: ImageSet,
     splitter: Any,
     config: Any,
-    goal: _Goal,
+    goal: Goal,
     device: torch.device,
     checkpoint_every: float,
     progress: Progress,
+    workers: Workers,
 ) -> None:
-    target = goal.leaves
-    if _leaf_count(record) >= target:
+    """Run the splits the tree needs, up to ``workers.count`` at once, committing in turn.
+
+    Every finished stage is written to the file at once (a finished split waits
+    as ``ready``); a ready split is committed when the single-worker rule reaches
+    it, so the tree is the same for any number of workers (hctree.schedule).
+    """
+    if leaf_count(record) >= goal.leaves:
         return
-    images = torch.from_numpy(data.images).to(device)
-    seed = int(record.attrs["seed"])
     stop = StopFlag()
-    with stop.installed():
-        while _leaf_count(record) < target:
-            node = _next_node(record, goal.auto)
-            if node is None:
+    stages = splitter.stages(config)
+    with (
+        stop.installed(),
+        _executor(
+            data, splitter, config, device, out, checkpoint_every, progress, stop, workers
+        ) as executor,
+    ):
+        _commit_turns(record, out, goal, progress)
+        while leaf_count(record) < goal.leaves:
+            todo = frontier(record, goal, executor.slots)
+            if not todo and not executor.running:
                 progress.message(
-                    f"no leaf left whose split the data support: {_leaf_count(record)} leaves."
+                    f"no leaf left whose split the data support: {leaf_count(record)} leaves."
                 )
                 return
-            if node.status == "kept":  # a split refused by an auto run, now wanted
-                final = node.split_attrs["final_stage"]
-                _finish_split(record, node, node.stages[final].memberships, final)
-                write_tree(out, record)
-                progress.message(describe_split(record, node))
-                continue
-            if node.status == "leaf":
-                k = min(int(record.attrs["branching"]), target - _leaf_count(record) + 1)
-            else:
-                k = int(node.split_attrs["k"])
-            _split(
-                record,
-                out,
-                node,
-                k,
-                images,
-                splitter,
-                config,
-                seed,
-                device,
-                checkpoint_every,
-                progress,
-                stop,
-                goal.auto,
-            )
+            for node, k in todo:
+                if node.name not in executor.running:
+                    if node.mass <= 0:
+                        raise HCTreeError(
+                            f"node {node.name} has no mass left to split; grow fewer leaves."
+                        )
+                    models_of = lambda name: read_models(out, name)  # noqa: E731
+                    executor.submit(next_job(record, node, k, stages, models_of))
+            outcome = executor.wait()
+            node = record.nodes[outcome.node]
+            _store_stage(node, outcome)
+            _commit_turns(record, out, goal, progress, write=False)
+            write_tree(out, record, models={node.name: outcome.models} if outcome.models else None)
+            clear_checkpoint(out, node.name)
+            if stop():
+                raise Interrupted()
+    for sidecar in checkpoint_nodes(out):  # splits run ahead that the goal did not need
+        sidecar.unlink(missing_ok=True)
 
 
-def _split(
-    record: TreeRecord,
-    out: Path,
-    node: NodeRecord,
-    k: int,
-    images: torch.Tensor,
+def _executor(
+    data: ImageSet,
     splitter: Any,
     config: Any,
-    seed: int,
     device: torch.device,
+    out: Path,
     checkpoint_every: float,
     progress: Progress,
     stop: StopFlag,
-    auto: bool = False,
-) -> None:
-    """Run the remaining stages of ``node``'s split, committing after each.
+    workers: Workers,
+) -> Any:
+    """The executor for ``workers``: this process, or Ray workers."""
+    if workers.count > 1:
+        from hctree.workers import RayExecutor
 
-    After the final stage the split's support is tested (and stored); with ``auto``
-    an unsupported split leaves the node a leaf, status ``kept``.
-    """
-    if node.mass <= 0:
-        raise HCTreeError(f"node {node.name} has no mass left to split; grow fewer leaves.")
-    stages = splitter.stages(config)
-    parent = torch.from_numpy(node.membership).to(device)
-    parent_models = read_models(out, node.parent) if node.parent else None
-    for stage in stages[len(node.stages) :]:
-        previous = None
-        if node.stages:
-            last = next(reversed(node.stages.values()))
-            previous = torch.from_numpy(last.memberships).to(device)
-        ctx = SplitContext(
-            images=images,
-            membership=parent,
-            previous=previous,
-            k=k,
-            config=config,
-            device=device,
-            seed=derive_seed(seed, node.name, stage),
-            checkpoint=FileCheckpointer(out, node.name, stage, checkpoint_every, progress),
-            progress=progress,
-            should_stop=stop,
-            node=node.name,
-            parent_models=parent_models,
-            child_index=CHILD_DIGITS.index(node.name[-1]) if node.parent else 0,
-            stage_models=read_models(out, node.name) if node.stages else None,
-        )
-        started = time.monotonic()
-        result = splitter.run_stage(stage, ctx)
-        memberships = _check_result(result, node.membership, k, f"{node.name} {stage}")
-        node.stages[stage] = StageRecord(
-            memberships, dict(result.metrics), time.monotonic() - started, dict(result.curves)
-        )
-        node.status = "splitting"
-        node.split_attrs.update(k=k)
-        final = result.stop or stage == stages[-1]
-        kept = False
-        if final:
-            models = result.models or read_models(out, node.name)
-            found = _support(splitter, config, models, images, node, memberships, seed, device)
-            node.split_attrs.update(support_dip=found.dip, support_p=found.p_value)
-            kept = auto and not found.supported
-            if kept:
-                node.status = "kept"
-                node.split_attrs["final_stage"] = stage
-            else:
-                _finish_split(record, node, memberships, stage)
-        # a stage that keeps the previous split (e.g. a collapsed refinement) returns no
-        # models; the previous stage's networks then stay the split's models
-        write_tree(out, record, models={node.name: result.models} if result.models else None)
-        clear_checkpoint(out)
-        if final:
+        return RayExecutor(data, splitter, config, device, out, checkpoint_every, progress,
+                           stop, workers)  # fmt: skip
+    images = torch.from_numpy(data.images).to(device)
+
+    def checkpointer(node: str, stage: str) -> FileCheckpointer:
+        return FileCheckpointer(out, node, stage, checkpoint_every, progress)
+
+    return InlineExecutor(images, splitter, config, device, checkpointer, progress, stop)
+
+
+def _store_stage(node: NodeRecord, outcome: StageOutcome) -> None:
+    """Record a finished stage; after the split's last one the node is ``ready``."""
+    node.stages[outcome.stage] = StageRecord(
+        outcome.memberships, outcome.metrics, outcome.seconds, outcome.curves
+    )
+    node.status = "splitting"
+    node.split_attrs.update(k=outcome.k)
+    if outcome.final:
+        node.status = "ready"
+        node.split_attrs["final_stage"] = outcome.stage
+        if outcome.support is not None:
+            node.split_attrs.update(
+                support_dip=outcome.support.dip, support_p=outcome.support.p_value
+            )
+
+
+def _commit_turns(
+    record: TreeRecord, out: Path, goal: Goal, progress: Progress, write: bool = True
+) -> None:
+    """Commit finished splits while the next leaf in turn has one."""
+    changed = False
+    while leaf_count(record) < goal.leaves:
+        waiting = candidates(record, goal.auto)
+        if not waiting or waiting[0].status not in ("ready", "kept"):
+            break
+        node = waiting[0]
+        final = node.split_attrs["final_stage"]
+        changed = True
+        if node.status == "ready" and int(node.split_attrs["k"]) != children_wanted(record, goal):
+            # run ahead of its turn with another k: split it again
+            node.stages.clear()
+            node.split_attrs.clear()
+            node.status = "leaf"
+            break
+        if node.status == "ready" and goal.auto and not _supported(node):
+            node.status = "kept"
             progress.message(
                 f"{node.name} stays a leaf: its split has one mode (dip test p = "
                 f"{node.split_attrs['support_p']:.2f})."
-                if kept
-                else describe_split(record, node)
             )
-            return
-        if stop():
-            raise Interrupted()
+            continue
+        _finish_split(record, node, node.stages[final].memberships, final)
+        progress.message(describe_split(record, node))
+    if changed and write:
+        write_tree(out, record)
 
 
-@dataclass(frozen=True)
-class _Goal:
-    """How far to grow: ``leaves`` leaves, or with ``auto`` at most that many."""
-
-    leaves: int
-    auto: bool = False
-
-
-def _support(
-    splitter: Any,
-    config: Any,
-    models: dict[str, dict[str, np.ndarray]],
-    images: torch.Tensor,
-    node: NodeRecord,
-    memberships: np.ndarray,
-    seed: int,
-    device: torch.device,
-) -> Support:
-    """The dip test of a finished split, in the splitter's features (pixels if it has none)."""
-    rows = sample_rows(node.membership, derive_seed(seed, node.name, "support"))
-    subset = images[torch.from_numpy(rows).to(images.device)]
-    if hasattr(splitter, "features") and models:
-        embed = splitter.features(models, config, tuple(images.shape[1:]), device)
-    else:
-        embed = lambda x: x.flatten(1)  # noqa: E731
-    feats = predict_in_batches(embed, subset, 1024).cpu().numpy()
-    return dip_test_split(feats, memberships[:, rows])
+def _supported(node: NodeRecord) -> bool:
+    p = node.split_attrs.get("support_p")
+    return p is None or float(p) < ALPHA
 
 
 def _finish_split(

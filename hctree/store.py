@@ -36,7 +36,8 @@ from hctree.statefile import StateFileError, read_state, write_state
 
 FORMAT = "hctree"
 FORMAT_VERSION = 1
-STATUSES = ("leaf", "splitting", "split", "kept")
+STATUSES = ("leaf", "splitting", "ready", "split", "kept")
+WORKER_ENV = "HCTREE_RAY_WORKER"  # set in Ray worker processes, which must never write files
 
 ModelState = dict[str, dict[str, np.ndarray]]
 
@@ -104,6 +105,8 @@ def _reason(exc: Exception) -> str:
 
 def _atomic_h5(path: Path, fill) -> None:
     """Write an HDF5 file through ``fill(h5file)`` into a temp file, fsync, rename over ``path``."""
+    if os.environ.get(WORKER_ENV):
+        raise RuntimeError(f"a worker process tried to write {path}; only the driver writes")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         try:
@@ -312,12 +315,20 @@ def write_tree(
 # ---------------------------------------------------------------- checkpoints
 
 
-def checkpoint_path(tree_path: str | os.PathLike) -> Path:
+def checkpoint_path(tree_path: str | os.PathLike, node: str | None = None) -> Path:
+    """The sidecar: ``<tree>.ckpt.h5``, or with ``node`` that node's own ``<tree>.ckpt.<node>.h5``.
+
+    One process splitting one node at a time uses the shared sidecar; splits run on
+    several workers at once each get their own (still written by the one writer).
+    """
     tree_path = Path(tree_path)
-    return tree_path.with_name(tree_path.name + ".ckpt.h5")
+    suffix = ".ckpt.h5" if node is None else f".ckpt.{node}.h5"
+    return tree_path.with_name(tree_path.name + suffix)
 
 
-def save_checkpoint(tree_path: str | os.PathLike, node: str, stage: str, state: dict) -> None:
+def save_checkpoint(
+    tree_path: str | os.PathLike, node: str, stage: str, state: dict, own_file: bool = False
+) -> None:
     """Atomically store a stage's mid-training ``state`` as plain HDF5 data (no pickle)."""
 
     def fill(f: h5py.File) -> None:
@@ -327,36 +338,47 @@ def save_checkpoint(tree_path: str | os.PathLike, node: str, stage: str, state: 
         f.attrs["saved"] = time.time()
         write_state(f.create_group("state"), state)
 
-    _atomic_h5(checkpoint_path(tree_path), fill)
+    _atomic_h5(checkpoint_path(tree_path, node if own_file else None), fill)
 
 
 def load_checkpoint(tree_path: str | os.PathLike, node: str, stage: str) -> dict | None:
     """The checkpoint for ``node``/``stage``, or None if there is none (or it is for another).
 
-    The sidecar is read as data only. One that is damaged or not in hctree's layout
-    (for instance a pickled object) raises :class:`StateFileError`; the grow loop
-    then ignores it, which costs only the work since the last commit.
+    The node's own sidecar is looked at first, then the shared one. A sidecar is read
+    as data only. One that is damaged or not in hctree's layout (for instance a
+    pickled object) raises :class:`StateFileError`; the grow loop then ignores it,
+    which costs only the work since the last commit.
     """
-    path = checkpoint_path(tree_path)
-    if not path.exists():
-        return None
-    try:
-        with h5py.File(path, "r", locking=False) as f:
-            if _attr(f.attrs.get("node")) != node or _attr(f.attrs.get("stage")) != stage:
-                return None
-            group = f.get("state")
-            if not isinstance(group, h5py.Group):
-                raise StateFileError("it is not in hctree's checkpoint layout")
-            state = read_state(group)
-    except (OSError, KeyError):
-        raise StateFileError("it cannot be read as an HDF5 file") from None
-    if not isinstance(state, dict):
-        raise StateFileError("it does not hold a stage's state")
-    return state
+    for path in (checkpoint_path(tree_path, node), checkpoint_path(tree_path)):
+        if not path.exists():
+            continue
+        try:
+            with h5py.File(path, "r", locking=False) as f:
+                if _attr(f.attrs.get("node")) != node or _attr(f.attrs.get("stage")) != stage:
+                    continue
+                group = f.get("state")
+                if not isinstance(group, h5py.Group):
+                    raise StateFileError("it is not in hctree's checkpoint layout")
+                state = read_state(group)
+        except (OSError, KeyError):
+            raise StateFileError("it cannot be read as an HDF5 file") from None
+        if not isinstance(state, dict):
+            raise StateFileError("it does not hold a stage's state")
+        return state
+    return None
 
 
-def clear_checkpoint(tree_path: str | os.PathLike) -> None:
+def clear_checkpoint(tree_path: str | os.PathLike, node: str | None = None) -> None:
+    """Remove the shared sidecar; with ``node``, that node's own one too."""
+    if node is not None:
+        checkpoint_path(tree_path, node).unlink(missing_ok=True)
     checkpoint_path(tree_path).unlink(missing_ok=True)
+
+
+def checkpoint_nodes(tree_path: str | os.PathLike) -> list[Path]:
+    """Every node's own sidecar beside the tree."""
+    tree_path = Path(tree_path)
+    return sorted(tree_path.parent.glob(tree_path.name + ".ckpt.*.h5"))
 
 
 # ---------------------------------------------------------------- lock

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 import pytest
 
+from hctree import schedule
 from hctree.check import check_structure
 from hctree.data import load_images
 from hctree.errors import HCTreeError
@@ -15,7 +14,6 @@ from hctree.store import read_tree
 from hctree.support import Support, dip_test_split, sample_rows, split_axis
 
 SETTINGS = {"raw_iters": 30, "refine_iters": 10}
-grow_module = importlib.import_module("hctree.grow")  # the package exports grow() under that name
 
 
 def _halves(x: np.ndarray) -> np.ndarray:
@@ -67,7 +65,7 @@ def three(fmnist, fmnist_classes):
 
 def only_the_root(monkeypatch):
     """Make the dip test support the root's split and no other."""
-    real = grow_module.dip_test_split
+    real = schedule.dip_test_split
     calls = []
 
     def decide(features, children):
@@ -75,7 +73,7 @@ def only_the_root(monkeypatch):
         found = real(features, children)
         return Support(found.dip, 0.0 if len(calls) == 1 else 1.0, found.alpha)
 
-    monkeypatch.setattr(grow_module, "dip_test_split", decide)
+    monkeypatch.setattr(schedule, "dip_test_split", decide)
     return calls
 
 
@@ -91,7 +89,7 @@ def test_auto_keeps_unsupported_splits_as_leaves(three, tmp_path, monkeypatch):
     assert check_structure(record) is None
     # rerunning finds nothing left to split and trains nothing
     before = out.read_bytes()
-    monkeypatch.setattr(grow_module, "_split", lambda *a, **k: pytest.fail("trained again"))
+    monkeypatch.setattr(schedule, "run_job", lambda *a, **k: pytest.fail("trained again"))
     again = grow(three, out, "auto", max_leaves=8, threads=1)
     assert again.leaves == ["r0", "r1"] and out.read_bytes() == before
 
@@ -103,7 +101,7 @@ def test_a_fixed_leaf_count_finishes_a_kept_split_without_training(three, tmp_pa
     kept = read_tree(out).nodes
     heavier = max(("r0", "r1"), key=lambda n: kept[n].mass)
     stored = next(reversed(kept[heavier].stages.values())).memberships
-    monkeypatch.setattr(grow_module, "_split", lambda *a, **k: pytest.fail("trained again"))
+    monkeypatch.setattr(schedule, "run_job", lambda *a, **k: pytest.fail("trained again"))
     tree = grow(three, out, 3, threads=1)
     assert len(tree.leaves) == 3
     record = read_tree(out)
