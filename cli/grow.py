@@ -103,6 +103,11 @@ def parse_leaves(text: str) -> int | str:
     default=None,
     help="Join this Ray cluster with --workers [default: start one on this machine].",
 )
+@click.option(
+    "--deterministic",
+    is_flag=True,
+    help="Deterministic kernels only: a CUDA run then repeats itself exactly (slower).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 def grow(
     data,
@@ -122,6 +127,7 @@ def grow(
     threads,
     workers,
     ray_address,
+    deterministic,
     quiet,
 ) -> None:
     """Grow a clustering tree over the images in DATA, or resume the one in --out.
@@ -156,6 +162,7 @@ def grow(
         max_leaves=max_leaves,
         workers=workers,
         ray_address=ray_address,
+        deterministic=deterministic,
     )
     click.echo(f"{out}: {len(tree.leaves)} leaves")
     if tree.labels is not None:

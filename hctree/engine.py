@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -45,6 +46,36 @@ def configure_threads(threads: int | None = None) -> int:
         raise HCTreeError(f"the number of threads must be at least 1, not {threads}.")
     torch.set_num_threads(threads)
     return threads
+
+
+@contextmanager
+def deterministic_kernels(enabled: bool = True) -> Iterator[None]:
+    """With ``enabled``, PyTorch uses deterministic kernels only (``--deterministic``).
+
+    cuDNN's autotuner is off, cuBLAS gets the fixed workspace it needs to repeat
+    itself (``CUBLAS_WORKSPACE_CONFIG``, when not already set), and an operation with
+    no deterministic kernel warns instead of failing. On the CPU the kernels hctree
+    uses are deterministic already; on CUDA this makes a seeded run repeat exactly,
+    at some cost in speed. The previous settings come back on exit.
+    """
+    if not enabled:
+        yield
+        return
+    cudnn = torch.backends.cudnn
+    before = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        cudnn.benchmark,
+        cudnn.deterministic,
+    )
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    cudnn.benchmark, cudnn.deterministic = False, True
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+        cudnn.benchmark, cudnn.deterministic = before[2], before[3]
 
 
 def derive_seed(*parts: Any) -> int:

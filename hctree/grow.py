@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from hctree.data import ImageSet
-from hctree.engine import configure_threads, resolve_device
+from hctree.engine import configure_threads, deterministic_kernels, resolve_device
 from hctree.errors import HCTreeError, Interrupted
 from hctree.report import mix_text
 from hctree.schedule import (
@@ -65,6 +65,7 @@ class Workers:
     count: int = 1
     address: str | None = None  # an existing Ray cluster; None starts one here
     threads: int | None = None  # CPU threads per worker (default: cores / count)
+    deterministic: bool = False  # deterministic kernels only (engine.deterministic_kernels)
 
 
 @dataclass
@@ -234,6 +235,7 @@ def grow(
     max_leaves: int = 20,
     workers: int = 1,
     ray_address: str | None = None,
+    deterministic: bool = False,
 ) -> Tree:
     """Grow (or resume growing) the tree in ``out`` until it has ``leaves`` leaves.
 
@@ -249,6 +251,8 @@ def grow(
     existing cluster; default a local one), each with ``threads`` threads (default:
     cores / workers); only this process writes the file, and with the same
     ``threads`` the tree is the one a single worker grows (hctree.schedule).
+    ``deterministic`` trains with deterministic kernels only, so that a CUDA run
+    repeats itself exactly (CPU runs do already).
     """
     out = Path(out)
     progress = progress or NullProgress()
@@ -316,7 +320,7 @@ def grow(
             torch_device,
             checkpoint_every,
             progress,
-            Workers(workers, ray_address, threads),
+            Workers(workers, ray_address, threads, deterministic),
         )
     return Tree(read_tree(out), out)
 
@@ -344,6 +348,7 @@ def _grow_loop(
     stop = StopFlag()
     stages = splitter.stages(config)
     with (
+        deterministic_kernels(workers.deterministic),
         stop.installed(),
         _executor(
             data, splitter, config, device, out, checkpoint_every, progress, stop, workers

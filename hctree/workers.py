@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from hctree.data import ImageSet
-from hctree.engine import configure_threads
+from hctree.engine import configure_threads, deterministic_kernels
 from hctree.errors import HCTreeError, Interrupted
 from hctree.schedule import StageJob, StageOutcome, run_job
 from hctree.splitters.base import NullProgress, Progress
@@ -71,6 +71,7 @@ def _run_task(
     threads: int,
     queue: Any,
     every: float,
+    deterministic: bool,
 ) -> StageOutcome:
     """The body of one Ray task (runs in a worker process)."""
     from hctree.splitters import get_splitter
@@ -82,8 +83,9 @@ def _run_task(
     tensor = torch.from_numpy(np.array(images)).to(torch_device)
     checkpoint = _QueueCheckpointer(start, queue, job.node, job.stage, every)
     splitter = get_splitter(splitter_name)()
-    return run_job(job, tensor, splitter, config, torch_device, checkpoint, NullProgress(),
-                   lambda: False)  # fmt: skip
+    with deterministic_kernels(deterministic):
+        return run_job(job, tensor, splitter, config, torch_device, checkpoint, NullProgress(),
+                       lambda: False)  # fmt: skip
 
 
 class RayExecutor:
@@ -107,6 +109,7 @@ class RayExecutor:
         self.ray, self.out, self.progress, self.should_stop = ray, out, progress, should_stop
         self.slots = workers.count
         self.every = checkpoint_every
+        self.deterministic = workers.deterministic
         self.started_ray = not ray.is_initialized()
         if self.started_ray:
             options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
@@ -136,7 +139,7 @@ class RayExecutor:
         self.progress.message(f"{job.node} {job.stage}: started on a worker.")
         self.refs[job.node] = self.task.remote(
             job, start, self.images, self.splitter_name, self.config, self.device,
-            self.threads, self.queue, self.every,
+            self.threads, self.queue, self.every, self.deterministic,
         )  # fmt: skip
 
     def _start_state(self, node: str, stage: str) -> bytes | None:

@@ -119,6 +119,24 @@ def test_same_seed_same_tree_and_other_seed_differs(data, tmp_path):
     assert not np.array_equal(a, c)
 
 
+def test_deterministic_kernels_are_on_while_training_and_restored(data, tmp_path, monkeypatch):
+    seen = []
+    original = ProjectionSplitter.run_stage
+
+    def watched(self, stage, ctx):
+        seen.append(torch.are_deterministic_algorithms_enabled())
+        return original(self, stage, ctx)
+
+    monkeypatch.setattr(ProjectionSplitter, "run_stage", watched)
+    a = grow_p(data, tmp_path / "a.h5", 3, deterministic=True).memberships()
+    assert seen and all(seen)
+    assert not torch.are_deterministic_algorithms_enabled()
+    seen.clear()
+    b = grow_p(data, tmp_path / "b.h5", 3).memberships()
+    assert seen and not any(seen)
+    np.testing.assert_array_equal(a, b)  # the CPU's kernels were deterministic already
+
+
 def test_more_leaves_grows_a_finished_tree_further(data, tmp_path):
     path = tmp_path / "t.h5"
     grow_p(data, path, 2)
