@@ -56,15 +56,33 @@ def augment(
         grey = img.mean(dim=1, keepdim=True)
         img = (img - grey) * sat + grey
         if tint > 0:
-            gains = 1 + tint * (2 * torch.rand(b, 3, generator=gen, device=x.device) - 1)
-            img = img * gains[:, :, None, None]
-            order = torch.rand(b, 3, generator=gen, device=x.device).argsort(dim=1)
-            keep = torch.rand(b, generator=gen, device=x.device) < 0.5
-            order = torch.where(keep[:, None], torch.arange(3, device=x.device), order)
-            img = img.gather(1, order[:, :, None, None].expand_as(img))
+            img = _cast(img, tint, gen)
         to_grey = (u[:, 9] < 0.2).float()[:, None, None, None]
         img = img * (1 - to_grey) + img.mean(dim=1, keepdim=True) * to_grey
     return img.clamp(0, 1) * 2 - 1
+
+
+def _cast(img: torch.Tensor, tint: float, gen: torch.Generator) -> torch.Tensor:
+    """Colour images ``[B,3,H,W]`` in [0, 1] with per-image channel gains in
+    ``[1 - tint, 1 + tint]`` and, half of the time, their channels in a random order."""
+    b = img.shape[0]
+    gains = 1 + tint * (2 * torch.rand(b, 3, generator=gen, device=img.device) - 1)
+    img = img * gains[:, :, None, None]
+    order = torch.rand(b, 3, generator=gen, device=img.device).argsort(dim=1)
+    keep = torch.rand(b, generator=gen, device=img.device) < 0.5
+    order = torch.where(keep[:, None], torch.arange(3, device=img.device), order)
+    return img.gather(1, order[:, :, None, None].expand_as(img))
+
+
+def recolour(x: torch.Tensor, tint: float, gen: torch.Generator) -> torch.Tensor:
+    """A random colour cast of images float ``[B,C,H,W]`` in [-1, 1]; grey images pass.
+
+    For a splitter that learns clusters from generated images: seen through a random
+    cast, a generator cannot tell its cluster code by colour alone.
+    """
+    if x.shape[1] != 3 or tint <= 0:
+        return x
+    return (_cast((x + 1) / 2, tint, gen).clamp(0, 1) * 2 - 1).to(x.dtype)
 
 
 def nt_xent(h1: torch.Tensor, h2: torch.Tensor, tau: float) -> torch.Tensor:

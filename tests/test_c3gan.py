@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from hctree.errors import HCTreeError, Interrupted
-from hctree.invariance import augment, nt_xent
+from hctree.invariance import augment, nt_xent, recolour
 from hctree.splitters import get_splitter, make_config
 from hctree.splitters.base import MemoryCheckpointer
 from hctree.splitters.c3gan import (
@@ -196,9 +196,43 @@ def test_augment_keeps_shape_and_range_and_is_seeded():
     assert a.min() >= -1 and a.max() <= 1 and not torch.allclose(a, x)
 
 
+def test_recolour_casts_colour_images_and_passes_grey_ones():
+    x = torch.rand(16, 3, 8, 8) * 2 - 1
+    cast = recolour(x, 0.5, torch.Generator().manual_seed(2))
+    assert cast.shape == x.shape and cast.min() >= -1 and cast.max() <= 1
+    means = ((cast + 1) / 2).mean(dim=(2, 3)) / ((x + 1) / 2).mean(dim=(2, 3))
+    assert means.std(dim=0).min() > 0.05  # the channel balance changed, image by image
+    grey = torch.rand(4, 1, 8, 8)
+    assert torch.equal(recolour(grey, 0.5, torch.Generator().manual_seed(2)), grey)
+
+
+def test_fake_tint_changes_training_on_colour_images_only(trouser_bag):
+    grey = trouser_bag[0][np.r_[0:48, 900:948]]
+    images = grey.repeat(1, 3, 1, 1)
+    membership = torch.ones(len(images))
+    runs = []
+    for tint in (0.0, 0.5, 0.5):
+        config = make_config(C3GANSplitter, "tiny", {"iterations": 6, "fake_tint": tint})
+        ctx = split_context(images, membership, config)
+        runs.append(C3GANSplitter().run_stage("train", ctx).memberships)
+    assert not np.allclose(runs[0], runs[1]) and np.array_equal(runs[1], runs[2])
+    plain, cast = (
+        C3GANSplitter().run_stage(
+            "train",
+            split_context(
+                grey, membership,
+                make_config(C3GANSplitter, "tiny", {"iterations": 6, "fake_tint": t}),
+            ),
+        ).memberships
+        for t in (0.0, 0.5)
+    )  # fmt: skip
+    np.testing.assert_array_equal(plain, cast)
+
+
 @pytest.mark.parametrize(
     "overrides",
     [
+        {"fake_tint": -0.1},
         {"batch_size": 1},
         {"tau": 0},
         {"perturbation": "wild"},

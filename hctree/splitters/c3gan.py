@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from hctree import engine
 from hctree.curves import LossCurve
 from hctree.errors import HCTreeError, Interrupted
-from hctree.invariance import augment, nt_xent
+from hctree.invariance import augment, nt_xent, recolour
 from hctree.nets.c3gan_nets import SIZES, C3Discriminator, C3Generator, init_weights
 from hctree.splitters.base import ModelState, SplitContext, StageResult
 from hctree.splitters.grouping import split_by_clusters
@@ -79,6 +79,7 @@ class Config:
     perturbation: str = "weak"
     crop_scale_min: float = 0.2
     tint: float = 0.0  # colour-cast strength of the contrastive view (colour images; 0: paper)
+    fake_tint: float = 0.0  # colour cast of generated images as D sees them (0: paper)
     predict_batch: int = 1024
     bn_batches: int = 50
     log_every: int = 20  # iterations between progress reports and curve points
@@ -112,8 +113,10 @@ class Config:
             raise HCTreeError(
                 f"setting perturbation must be one of {names}, not {self.perturbation!r}."
             )
-        if not (self.tint >= 0 and math.isfinite(self.tint)):
-            raise HCTreeError(f"setting tint must be a finite number >= 0, not {self.tint}.")
+        for name in ("tint", "fake_tint"):
+            value = getattr(self, name)
+            if not (value >= 0 and math.isfinite(value)):
+                raise HCTreeError(f"setting {name} must be a finite number >= 0, not {value}.")
         if not 0 < self.crop_scale_min <= 1:
             raise HCTreeError(
                 f"setting crop_scale_min must lie in (0, 1], not {self.crop_scale_min}."
@@ -253,6 +256,10 @@ class _Trainer:
         with _autocast(device):
             fake = self.gen_net(z, eps, onehot, theta)
         image, masked = fake["image"], fake["mask"] * fake["image"]
+        if cfg.fake_tint > 0:  # one cast per image, the same for its masked copy
+            side = image.shape[3]
+            cast = recolour(torch.cat([image, masked], dim=3), cfg.fake_tint, self.rng)
+            image, masked = cast[..., :side], cast[..., side:]
 
         self.opt_d.zero_grad(set_to_none=True)
         with _autocast(device):
