@@ -8,6 +8,10 @@ in simulated time: W splits run at once, each taking its measured time, results
 committed in turn. A split the reference never made (run ahead but not needed)
 takes the mean split time. Prints, per W, the simulated wall time and speed-up
 over one worker (ignoring start-up and commit costs), as JSON lines.
+
+``--cost mass`` replaces the measured times by each node's mass, the cost of a
+split under epoch budgets (the ``fast`` and ``paper`` presets), where the root is
+not dominated by a warm-up.
 """
 
 from __future__ import annotations
@@ -25,14 +29,16 @@ from hctree.splitters.base import NullProgress
 from hctree.store import NodeRecord, StageRecord, TreeRecord, read_tree
 
 
-def simulate(reference: TreeRecord, workers: int) -> float:
+def simulate(reference: TreeRecord, workers: int, cost: str = "seconds") -> float:
     """Simulated seconds to grow ``reference``'s tree with ``workers`` splits at once."""
     seconds = {
-        name: sum(s.seconds for s in node.stages.values())
+        name: sum(s.seconds for s in node.stages.values()) if cost == "seconds" else node.mass
         for name, node in reference.nodes.items()
         if node.status == "split"
     }
     mean = float(np.mean(list(seconds.values())))
+    if cost == "mass":  # a split the reference never made costs its own mass
+        seconds.update({n: node.mass for n, node in reference.nodes.items() if n not in seconds})
     goal = Goal(leaf_count(reference))
     root = copy.deepcopy(reference.nodes["r"])
     root.stages, root.split_attrs, root.children = {}, {}, []
@@ -67,12 +73,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("tree")
     parser.add_argument("--workers", default="1,2,4,8,16")
+    parser.add_argument("--cost", choices=("seconds", "mass"), default="seconds")
     args = parser.parse_args()
     reference = read_tree(args.tree)
-    one = simulate(reference, 1)
+    one = simulate(reference, 1, args.cost)
     for w in (int(x) for x in args.workers.split(",")):
-        wall = simulate(reference, w)
-        print(json.dumps({"workers": w, "seconds": round(wall, 1), "speedup": round(one / wall, 2)}))
+        wall = simulate(reference, w, args.cost)
+        row = {"workers": w, "cost": args.cost, "time": round(wall, 1)}
+        print(json.dumps({**row, "speedup": round(one / wall, 2)}))
 
 
 if __name__ == "__main__":
