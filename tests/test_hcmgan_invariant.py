@@ -33,22 +33,25 @@ def raw(images, overrides, **kw):
     return HCMGANSplitter().run_stage("raw", ctx)
 
 
-def test_seeded_split_separates_trousers_from_bags(pair):  # noqa: F811
+@pytest.mark.parametrize("init", ["kmeans", "spectral"])
+def test_seeded_split_separates_trousers_from_bags(pair, init):  # noqa: F811
     images, labels = pair
-    result = raw(images, {**RECIPE, "embed_iters": 100, "refinements": 0})
+    result = raw(images, {**RECIPE, "embed_iters": 100, "refinements": 0, "split_init": init})
     assert purity(result.memberships, labels) >= 0.9
     np.testing.assert_allclose(result.memberships.sum(0), 1.0, atol=1e-5)
     assert "p_head.0.weight" in result.models["D"]
 
 
-@pytest.mark.parametrize("stop_at", [2, 6])  # inside the warm-up, and after the k-means
-def test_interrupt_and_resume_is_bit_identical(small, stop_at):  # noqa: F811
-    whole = raw(small, QUICK)
+@pytest.mark.parametrize("init", ["kmeans", "spectral"])
+@pytest.mark.parametrize("stop_at", [2, 6])  # inside the warm-up, and after the targets
+def test_interrupt_and_resume_is_bit_identical(small, stop_at, init):  # noqa: F811
+    quick = {**QUICK, "split_init": init}
+    whole = raw(small, quick)
     store = MemoryCheckpointer()
     with pytest.raises(Interrupted):
-        raw(small, QUICK, checkpoint=store, should_stop=StopAfter(stop_at))
+        raw(small, quick, checkpoint=store, should_stop=StopAfter(stop_at))
     assert ("targets" in store.load()) == (stop_at > 4)
-    resumed = raw(small, QUICK, checkpoint=store)
+    resumed = raw(small, quick, checkpoint=store)
     np.testing.assert_array_equal(whole.memberships, resumed.memberships)
 
 
