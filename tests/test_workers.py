@@ -95,6 +95,12 @@ def test_without_ray_more_workers_is_one_sentence(small, tmp_path, monkeypatch):
     assert not (tmp_path / "t.h5").exists()
 
 
+def test_fewer_than_one_worker_is_one_sentence(small, tmp_path):
+    with pytest.raises(HCTreeError, match="--workers must be at least 1"):
+        grow(small, tmp_path / "t.h5", LEAVES, preset="tiny", workers=0)
+    assert not (tmp_path / "t.h5").exists()
+
+
 # ---------------------------------------------------------------- on Ray
 
 
