@@ -12,6 +12,7 @@ retried or resumed stage repeats itself.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from typing import Any
@@ -112,7 +113,11 @@ class RayExecutor:
         self.deterministic = workers.deterministic
         self.started_ray = not ray.is_initialized()
         if self.started_ray:
-            options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+            options: dict[str, Any] = {
+                "include_dashboard": False,
+                "log_to_driver": False,
+                "logging_level": logging.ERROR,  # hctree reports progress itself
+            }
             if workers.address:
                 options["address"] = workers.address
             else:
