@@ -8,8 +8,8 @@ down (the largest leaf is split next) with each bisection rule and prints ACC,
 NMI and dendrogram purity per rule, one JSON line each. The rules:
 
 - ``kmeans``: weighted 2-means of the node's features (the seeded split's rule);
-- ``spectral``: the sign pattern of the Fiedler vector of the node's symmetric
-  k-nearest-neighbour graph (normalised Laplacian), split by 2-means on it.
+- ``spectral``: hctree.spectral.spectral_labels, the 2-means of the Fiedler vector
+  of the node's symmetric 10-nearest-neighbour graph (normalised Laplacian).
 """
 
 from __future__ import annotations
@@ -20,16 +20,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
-from scipy.sparse.linalg import eigsh
-from sklearn.neighbors import NearestNeighbors
 
 from hctree import engine
 from hctree.data import load_images
 from hctree.kmeans import weighted_kmeans
 from hctree.metrics import accuracy, dendrogram_purity, nmi
+from hctree.spectral import spectral_labels
 from hctree.splitters import hcmgan
 
 
@@ -58,20 +56,11 @@ def kmeans_rule(feats: np.ndarray, seed: int) -> np.ndarray:
     return weighted_kmeans(x, torch.ones(len(x)), 2, gen).numpy()
 
 
-def spectral_rule(feats: np.ndarray, seed: int, neighbours: int = 10) -> np.ndarray:
-    n = len(feats)
-    nn_ = NearestNeighbors(n_neighbors=min(neighbours + 1, n)).fit(feats)
-    dist, idx = nn_.kneighbors(feats)
-    rows = np.repeat(np.arange(n), idx.shape[1] - 1)
-    graph = sp.csr_matrix((np.ones(len(rows)), (rows, idx[:, 1:].ravel())), shape=(n, n))
-    graph = ((graph + graph.T) > 0).astype(np.float64)
-    degree = np.asarray(graph.sum(1)).ravel()
-    scale = sp.diags(1.0 / np.sqrt(degree))
-    norm_adj = scale @ graph @ scale
-    rng = np.random.default_rng(seed)
-    vals, vecs = eigsh(norm_adj, k=2, which="LA", v0=rng.standard_normal(n))
-    fiedler = vecs[:, np.argsort(vals)[0]] / np.sqrt(degree)
-    return kmeans_rule(fiedler[:, None].astype(np.float32), seed)
+def spectral_rule(feats: np.ndarray, seed: int) -> np.ndarray:
+    """The library's rule (hctree.spectral), as ``split_init=spectral`` applies it."""
+    gen = engine.make_generator(seed, torch.device("cpu"))
+    x = torch.from_numpy(feats)
+    return spectral_labels(x, torch.ones(len(x)), 2, gen).numpy()
 
 
 RULES = {"kmeans": kmeans_rule, "spectral": spectral_rule}
