@@ -52,7 +52,7 @@ from hctree.store import (
     save_checkpoint,
     write_tree,
 )
-from hctree.support import ALPHA
+from hctree.support import ALPHA, Support
 from hctree.tree import Tree, child_name
 
 AUTO = "auto"
@@ -347,6 +347,7 @@ def _grow_loop(
         return
     stop = StopFlag()
     stages = splitter.stages(config)
+    models_of = lambda name: read_models(out, name)  # noqa: E731
     with (
         deterministic_kernels(workers.deterministic),
         stop.installed(),
@@ -368,7 +369,6 @@ def _grow_loop(
                         raise HCTreeError(
                             f"node {node.name} has no mass left to split; grow fewer leaves."
                         )
-                    models_of = lambda name: read_models(out, name)  # noqa: E731
                     executor.submit(next_job(record, node, k, stages, models_of))
             outcome = executor.wait()
             node = record.nodes[outcome.node]
@@ -455,8 +455,9 @@ def _commit_turns(
 
 
 def _supported(node: NodeRecord) -> bool:
-    p = node.split_attrs.get("support_p")
-    return p is None or float(p) < ALPHA
+    """The stored dip test of a ready split, judged by the one rule in hctree.support."""
+    attrs = node.split_attrs
+    return Support(float(attrs["support_dip"]), float(attrs["support_p"]), ALPHA).supported
 
 
 def _finish_split(

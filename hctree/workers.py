@@ -165,7 +165,6 @@ class RayExecutor:
             ready, _ = ray.wait(list(self.refs.values()), num_returns=1, timeout=POLL_SECONDS)
             self._drain()
             if self.should_stop():
-                self._drain()
                 raise Interrupted()
             if not ready:
                 continue
