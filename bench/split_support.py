@@ -1,12 +1,13 @@
-"""The dip test (hctree.support) on every stored split of a tree, beside how well it separates classes.
+"""The dip tests (hctree.support) on every stored split of a tree, beside how well it separates classes.
 
     .venv/bin/python bench/split_support.py tree.h5 [--data DIR]
 
 For each split in growth order prints its mass, its class separation (the share of
 the node's mass in the child holding most of its class: 1 when every class goes
 wholly to one side, about 0.5 when classes are cut in half), the classes above 10%
-of the node, and the dip test's p-value in the split's own trunk features and in
-pixels. Needs a labelled tree of a splitter with ``features`` (hcmgan).
+of the node, and three p-values: the node's test (``dip_test_node``, the one
+``--leaves auto`` uses) in the split's own trunk features, and the earlier test
+along the children's axis (``dip_test_split``) in those features and in pixels. Needs a labelled tree of a splitter with ``features`` (hcmgan).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from hctree.render import tree_images
 from hctree.splitters import get_splitter
 from hctree.splitters.base import config_from_json
 from hctree.store import read_models, read_tree
-from hctree.support import dip_test_split, sample_rows
+from hctree.support import dip_test_node, dip_test_split, sample_rows
 from hctree.tree import open_tree
 
 
@@ -49,7 +50,9 @@ def main() -> None:
         embed = splitter.features(
             read_models(args.tree, node.name), config, tuple(images.shape[1:]), torch.device("cpu")
         )
-        own = dip_test_split(predict_in_batches(embed, subset, 1024).numpy(), memberships[:, rows])
+        feats = predict_in_batches(embed, subset, 1024).numpy()
+        node_test = dip_test_node(feats)
+        own = dip_test_split(feats, memberships[:, rows])
         pixels = dip_test_split(subset.flatten(1).float().numpy() / 255, memberships[:, rows])
         counts = np.stack(
             [np.bincount(record.labels, weights=m, minlength=n_classes) for m in memberships]
@@ -60,7 +63,8 @@ def main() -> None:
         print(
             f"{node.name:8s} order {node.split_order:3d} {node.status:6s} mass {node.mass:7.0f} "
             f"separation {separation:.3f} classes {main_classes} "
-            f"p(trunk) {own.p_value:.3f} p(pixels) {pixels.p_value:.3f}"
+            f"p(node) {node_test.p_value:.3f} p(axis) {own.p_value:.3f} "
+            f"p(axis, pixels) {pixels.p_value:.3f}"
         )
 
 

@@ -27,7 +27,7 @@ import torch
 from hctree.engine import derive_seed, predict_in_batches
 from hctree.splitters.base import Checkpointer, ModelState, Progress, SplitContext, StageResult
 from hctree.store import NodeRecord, TreeRecord
-from hctree.support import Support, dip_test_split, sample_rows
+from hctree.support import Support, dip_test_node, sample_rows
 from hctree.tree import CHILD_DIGITS
 
 MASS_TOLERANCE = 1e-4
@@ -198,7 +198,7 @@ def run_job(
         # a stage that keeps the previous split (a collapsed refinement) returns no
         # models; the previous stage's networks then stay the split's models
         models = result.models or job.stage_models or {}
-        support = split_support(splitter, config, models, images, job, memberships, device)
+        support = split_support(splitter, config, models, images, job, device)
     return StageOutcome(
         node=job.node,
         stage=job.stage,
@@ -219,18 +219,18 @@ def split_support(
     models: ModelState,
     images: torch.Tensor,
     job: StageJob,
-    memberships: np.ndarray,
     device: torch.device,
 ) -> Support:
-    """The dip test of a finished split, in the splitter's features (pixels if it has none)."""
-    rows = sample_rows(job.membership, derive_seed(job.seed, job.node, "support"))
+    """The dip test of a split node, in the split's features (pixels if it has none)."""
+    seed = derive_seed(job.seed, job.node, "support")
+    rows = sample_rows(job.membership, seed)
     subset = images[torch.from_numpy(rows).to(images.device)]
     if hasattr(splitter, "features") and models:
         embed = splitter.features(models, config, tuple(images.shape[1:]), device)
     else:
         embed = lambda x: x.flatten(1)  # noqa: E731
     feats = predict_in_batches(embed, subset, 1024).cpu().numpy()
-    return dip_test_split(feats, memberships[:, rows])
+    return dip_test_node(feats, seed=seed)
 
 
 # ---------------------------------------------------------------- in this process

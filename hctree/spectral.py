@@ -18,7 +18,7 @@ from hctree.kmeans import weighted_kmeans
 MAX_GRAPH = 20000  # rows in the graph at most; the rest vote with their neighbours in it
 
 
-def _neighbours(query: torch.Tensor, base: torch.Tensor, k: int, skip_self: bool) -> torch.Tensor:
+def nearest_rows(query: torch.Tensor, base: torch.Tensor, k: int, skip_self: bool) -> torch.Tensor:
     """Indices ``[Q, k]`` of each query row's nearest rows of ``base`` (unit rows, cosine)."""
     out = []
     for start in range(0, query.shape[0], 2048):
@@ -30,7 +30,7 @@ def _neighbours(query: torch.Tensor, base: torch.Tensor, k: int, skip_self: bool
     return torch.cat(out)
 
 
-def _embedding(neighbours: np.ndarray, k: int, seed: int) -> np.ndarray:
+def walk_embedding(neighbours: np.ndarray, k: int, seed: int) -> np.ndarray:
     """The ``k - 1`` leading non-trivial random-walk eigenvectors of the symmetric kNN graph."""
     n = neighbours.shape[0]
     rows = np.repeat(np.arange(n), neighbours.shape[1])
@@ -68,15 +68,15 @@ def spectral_labels(
     core = weights.argsort(descending=True, stable=True)[: min(own, MAX_GRAPH)]
     core = core.sort().values
     base = feats[core]
-    near = _neighbours(base, base, neighbours, skip_self=True).cpu().numpy()
+    near = nearest_rows(base, base, neighbours, skip_self=True).cpu().numpy()
     seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen, device=gen.device))
-    embedding = torch.from_numpy(_embedding(near, k, seed)).to(feats.device)
+    embedding = torch.from_numpy(walk_embedding(near, k, seed)).to(feats.device)
     core_labels = weighted_kmeans(embedding, weights[core], k, gen)
     labels = torch.full((m,), -1, dtype=torch.long, device=feats.device)
     labels[core] = core_labels
     rest = (labels < 0).nonzero().squeeze(1)
     if rest.numel():
-        votes = core_labels[_neighbours(feats[rest], base, neighbours, skip_self=False)]
+        votes = core_labels[nearest_rows(feats[rest], base, neighbours, skip_self=False)]
         counts = torch.nn.functional.one_hot(votes, k).sum(1)
         labels[rest] = counts.argmax(1)
     mass = torch.zeros(k, dtype=weights.dtype, device=feats.device).index_add_(0, labels, weights)

@@ -1,4 +1,4 @@
-"""--leaves auto: the dip test of a split, and a growth loop that keeps unsupported splits."""
+"""--leaves auto: the dip test of a node, and a growth loop that keeps unsupported splits."""
 
 from __future__ import annotations
 
@@ -11,7 +11,14 @@ from hctree.data import load_images
 from hctree.errors import HCTreeError
 from hctree.grow import grow
 from hctree.store import read_tree
-from hctree.support import Support, dip_test_split, sample_rows, split_axis
+from hctree.support import (
+    Support,
+    dip_test_node,
+    dip_test_split,
+    graph_axes,
+    sample_rows,
+    split_axis,
+)
 
 SETTINGS = {"raw_iters": 30, "refine_iters": 10}
 
@@ -34,6 +41,41 @@ def test_one_blob_does_not_support_a_split_even_when_elongated():
     x = rng.normal(size=(1500, 40)) * np.linspace(5, 0.5, 40)
     found = dip_test_split(x, _halves(x))
     assert not found.supported and found.p_value > 0.1
+
+
+def _offset_blob(rng: np.random.Generator, centre: float, n: int) -> np.ndarray:
+    """An elongated Gaussian blob away from the origin (features compared by cosine)."""
+    x = rng.normal(size=(n, 40)) * np.linspace(3, 0.3, 40)
+    x[:, 1:] += 20.0
+    x[:, 0] += centre
+    return x
+
+
+def test_a_node_of_two_clusters_is_supported_along_its_graph():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([_offset_blob(rng, -12, 700), _offset_blob(rng, 12, 500)])
+    found = dip_test_node(x)
+    assert found.supported and found.p_value < 1e-3
+
+
+def test_a_node_of_one_cluster_is_not_supported_however_elongated():
+    for seed in range(3):
+        found = dip_test_node(_offset_blob(np.random.default_rng(seed), 0, 1500))
+        assert not found.supported and found.p_value > 0.1
+
+
+def test_a_node_of_three_clusters_is_supported_when_one_axis_fills_the_gap():
+    """Three clusters in a row: the leading axis may spread them; the next one separates."""
+    rng = np.random.default_rng(2)
+    x = np.concatenate([_offset_blob(rng, c, 500) for c in (-14, 0, 14)])
+    assert dip_test_node(x).p_value < 1e-3
+
+
+def test_graph_axes_are_seeded_and_tiny_nodes_are_never_supported():
+    x = _offset_blob(np.random.default_rng(4), 0, 300)
+    np.testing.assert_array_equal(graph_axes(x, seed=5), graph_axes(x, seed=5))
+    assert graph_axes(x).shape == (300, 2)
+    assert dip_test_node(x[:20]).p_value == 1.0
 
 
 def test_the_axis_joins_the_two_heaviest_children():
@@ -65,15 +107,15 @@ def three(fmnist, fmnist_classes):
 
 def only_the_root(monkeypatch):
     """Make the dip test support the root's split and no other."""
-    real = schedule.dip_test_split
+    real = schedule.dip_test_node
     calls = []
 
-    def decide(features, children):
+    def decide(features, seed):
         calls.append(len(calls))
-        found = real(features, children)
+        found = real(features, seed=seed)
         return Support(found.dip, 0.0 if len(calls) == 1 else 1.0, found.alpha)
 
-    monkeypatch.setattr(schedule, "dip_test_split", decide)
+    monkeypatch.setattr(schedule, "dip_test_node", decide)
     return calls
 
 
