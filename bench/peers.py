@@ -7,8 +7,9 @@
 - ``ward``: Ward agglomeration on pixels (scipy), cut at k clusters; its dendrogram
   purity is that of the binary tree the last k-1 merges build over the k clusters,
   the way an hctree tree's is computed over its leaves.
-- ``deepect``: ClustPy's DeepECT, when ClustPy is installed (``pip install clustpy``,
-  an optional extra); skipped with a note otherwise.
+- ``deepect``: ClustPy's DeepECT, when ClustPy is installed (the ``bench`` extra:
+  ``pip install -e .[bench]``), with its own binary tree for dendrogram purity;
+  skipped with a note otherwise.
 
 Prints one JSON line per method: ACC, NMI, ARI, dendrogram purity (where the method
 has a hierarchy) and wall time.
@@ -73,22 +74,58 @@ def _cluster_of(z: np.ndarray, node: int, n: int, assign: np.ndarray) -> int:
     return int(assign[node])
 
 
-def deepect(x: np.ndarray, k: int, seed: int):
+DEEPECT_EPOCHS = (100, 150)  # ClustPy's defaults: autoencoder pre-training, clustering
+
+
+def deepect(x: np.ndarray, k: int, seed: int, epochs: tuple[int, int] = DEEPECT_EPOCHS):
+    """DeepECT's leaves int ``[N]`` (its tree grows to k leaves) and its binary tree."""
     try:
         from clustpy.deep import DeepECT
     except ImportError:
         return None
-    model = DeepECT(max_n_leaf_nodes=k, random_state=seed)
+    model = DeepECT(
+        max_n_leaf_nodes=k,
+        random_state=seed,
+        pretrain_epochs=epochs[0],
+        clustering_epochs=epochs[1],
+    )
     model.fit(x)
-    return np.asarray(model.flat_clustering(k)), None
+    return _deepect_tree(model.tree_.root_node_, np.asarray(model.labels_))
+
+
+def _deepect_tree(root, cluster: np.ndarray) -> tuple[np.ndarray, dict]:
+    """Leaf index per image and the children map (``r``, inner ``n<id>``, leaves ``c<j>``).
+
+    ``cluster`` is ClustPy's label per image; each leaf lists the labels it holds.
+    Leaves are numbered by node id.
+    """
+    leaves, inner, stack = [], [], [root]
+    while stack:
+        node = stack.pop()
+        if node.is_leaf_node():
+            leaves.append(node)
+        else:
+            inner.append(node)
+            stack += [node.left_node_, node.right_node_]
+    index = {leaf.node_id_: j for j, leaf in enumerate(sorted(leaves, key=lambda n: n.node_id_))}
+    leaf_of = {int(c): index[leaf.node_id_] for leaf in leaves for c in leaf.labels}
+
+    def name(node) -> str:
+        if node.is_leaf_node():
+            return f"c{index[node.node_id_]}"
+        return "r" if node is root else f"n{node.node_id_}"
+
+    children = {name(n): [name(n.left_node_), name(n.right_node_)] for n in inner}
+    return np.array([leaf_of[int(c)] for c in cluster]), children
 
 
 def score(name: str, labels: np.ndarray, assign: np.ndarray, children, k: int, seconds: float):
     row = {"method": name, "k": k, "seconds": round(seconds, 1)}
     row.update({m: round(v, 4) for m, v in metrics.cluster_scores(labels, assign).items()})
     if children is not None:
-        leaves = [f"c{j}" for j in range(k)]
-        counts = metrics.contingency(assign, labels, k, int(labels.max()) + 1)
+        named = {c for kids in children.values() for c in kids if c.startswith("c")}
+        leaves = sorted(named, key=lambda c: int(c[1:]))
+        counts = metrics.contingency(assign, labels, len(leaves), int(labels.max()) + 1)
         row["dendrogram_purity"] = round(
             metrics.dendrogram_purity(counts, children, "r", leaves), 4
         )
@@ -102,6 +139,11 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--methods", default="kmeans,ward,deepect")
+    parser.add_argument(
+        "--deepect-epochs",
+        default=",".join(map(str, DEEPECT_EPOCHS)),
+        help="DeepECT's pre-training and clustering epochs (ClustPy's defaults).",
+    )
     args = parser.parse_args()
     data = load_images(args.data, subset=args.subset, seed=args.seed)
     if data.labels is None:
@@ -110,7 +152,11 @@ def main() -> None:
     methods = {"kmeans": kmeans, "ward": ward, "deepect": deepect}
     for name in args.methods.split(","):
         start = time.perf_counter()
-        result = methods[name](x, args.k, args.seed)
+        if name == "deepect":
+            epochs = tuple(int(e) for e in args.deepect_epochs.split(","))
+            result = deepect(x, args.k, args.seed, epochs)
+        else:
+            result = methods[name](x, args.k, args.seed)
         if result is None:
             print(json.dumps({"method": name, "skipped": "ClustPy is not installed"}))
             continue

@@ -444,7 +444,7 @@ def _commit_turns(
         if node.status == "ready" and goal.auto and not _supported(node):
             node.status = "kept"
             progress.message(
-                f"{node.name} stays a leaf: its split has one mode (dip test p = "
+                f"{node.name} stays a leaf: its images form one mode (dip test p = "
                 f"{node.split_attrs['support_p']:.2f})."
             )
             continue
