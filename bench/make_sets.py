@@ -17,6 +17,8 @@ Each set is an ``.npz`` with ``images`` (uint8, N x H x W or N x H x W x 3),
   cropped back to 28x28 around a random point (objects move by up to 4 px).
 - ``inverted``: 5,000 Fashion-MNIST images, half of them (chosen independently of
   the class) with inverted grey levels.
+- ``inverted-dev``: 4,000 images of the four ``tinted-dev`` classes, half inverted:
+  the set on which inversion settings are chosen, so that ``inverted`` stays held out.
 
 Every set is drawn with a fixed seed from images the 10,000-image benchmark subset
 (``--subset 10000 --seed 0``) may also contain; the point is the nuisance, not
@@ -83,8 +85,8 @@ def shifted(rng: np.random.Generator):
     return out, labels, names
 
 
-def inverted(rng: np.random.Generator):
-    images, labels, names = _fashion(5000, rng)
+def inverted(rng: np.random.Generator, classes=None, n=5000):
+    images, labels, names = _fashion(n, rng, classes=None if classes is None else list(classes))
     flip = rng.random(len(images)) < 0.5
     images = images.copy()
     images[flip] = 255 - images[flip]
@@ -94,13 +96,16 @@ def inverted(rng: np.random.Generator):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="bench/out")
-    parser.add_argument("--sets", default="digits28,tinted4,shifted,inverted,tinted-dev")
+    parser.add_argument(
+        "--sets", default="digits28,tinted4,shifted,inverted,tinted-dev,inverted-dev"
+    )
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     makers = {"digits28": lambda rng: digits28(), "tinted4": tinted4, "shifted": shifted,
               "inverted": inverted,
-              "tinted-dev": lambda rng: tinted4(rng, (0, 3, 5, 9), DEV_TINTS)}  # fmt: skip
+              "tinted-dev": lambda rng: tinted4(rng, (0, 3, 5, 9), DEV_TINTS),
+              "inverted-dev": lambda rng: inverted(rng, (0, 3, 5, 9), 4000)}  # fmt: skip
     for name in args.sets.split(","):
         images, labels, names = makers[name](np.random.default_rng(2026))
         path = out / f"{name}.npz"

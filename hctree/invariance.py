@@ -16,7 +16,11 @@ import torch.nn.functional as F
 
 
 def augment(
-    x: torch.Tensor, crop_scale_min: float, gen: torch.Generator, tint: float = 0.0
+    x: torch.Tensor,
+    crop_scale_min: float,
+    gen: torch.Generator,
+    tint: float = 0.0,
+    invert: float = 0.0,
 ) -> torch.Tensor:
     """A random view of real images float ``[B,C,H,W]`` in [-1, 1] (same shape).
 
@@ -25,7 +29,9 @@ def augment(
     saturation) jitter of 0.4; colour views turn grey with probability 0.2. With
     ``tint`` > 0, colour views are also multiplied channel by channel by gains drawn
     from ``[1 - tint, 1 + tint]`` and, half of the time, get their channels in a
-    random order, so a colour cast is something a view may change.
+    random order, so a colour cast is something a view may change. With ``invert``
+    > 0, a view's grey levels are inverted with that probability (drawn after
+    everything else, so ``invert=0`` leaves the views of earlier versions as they were).
     """
     b, c = x.shape[:2]
     u = torch.rand(b, 10, generator=gen, device=x.device)
@@ -59,7 +65,11 @@ def augment(
             img = _cast(img, tint, gen)
         to_grey = (u[:, 9] < 0.2).float()[:, None, None, None]
         img = img * (1 - to_grey) + img.mean(dim=1, keepdim=True) * to_grey
-    return img.clamp(0, 1) * 2 - 1
+    img = img.clamp(0, 1)
+    if invert > 0:
+        flip = (torch.rand(b, generator=gen, device=x.device) < invert)[:, None, None, None]
+        img = torch.where(flip, 1 - img, img)
+    return img * 2 - 1
 
 
 def _cast(img: torch.Tensor, tint: float, gen: torch.Generator) -> torch.Tensor:

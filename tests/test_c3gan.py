@@ -196,6 +196,18 @@ def test_augment_keeps_shape_and_range_and_is_seeded():
     assert a.min() >= -1 and a.max() <= 1 and not torch.allclose(a, x)
 
 
+def test_an_inverting_view_is_the_same_view_with_grey_levels_inverted():
+    x = torch.rand(64, 1, 16, 16) * 2 - 1
+    plain = augment(x, 0.3, torch.Generator().manual_seed(4))
+    always = augment(x, 0.3, torch.Generator().manual_seed(4), invert=1.0)
+    torch.testing.assert_close(always, -plain)
+    half = augment(x, 0.3, torch.Generator().manual_seed(4), invert=0.5)
+    same = torch.isclose(half, plain, atol=1e-6).flatten(1).all(1)
+    flipped = torch.isclose(half, -plain, atol=1e-6).flatten(1).all(1)
+    assert bool((same ^ flipped).all())
+    assert 16 < int(flipped.sum()) < 48  # about half of the views, chosen at random
+
+
 def test_recolour_casts_colour_images_and_passes_grey_ones():
     x = torch.rand(16, 3, 8, 8) * 2 - 1
     cast = recolour(x, 0.5, torch.Generator().manual_seed(2))

@@ -86,6 +86,7 @@ class Config:
     proj_dim: int = 64  # projection head size when lambda_contrast > 0
     crop_scale_min: float = 0.4  # smallest crop area of a view
     tint: float = 0.0  # colour-cast strength of a view (colour images)
+    invert: float = 0.0  # probability that a view's grey levels are inverted
     inherit: bool = False  # start discriminators from the parent split's trunk
     embed_iters: int = 0  # contrastive-only trunk iterations before a split with no parent trunk
     embed_batch: int = 128  # real images per contrastive warm-up iteration
@@ -130,6 +131,8 @@ class Config:
             raise HCTreeError("set raw_epochs > 0 or raw_iters > 0 to give the raw split a budget.")
         if self.refinements and self.refine_iters == 0 and self.refine_epochs <= 0:
             raise HCTreeError("set refine_epochs > 0 or refine_iters > 0, or refinements=0.")
+        if not 0 <= self.invert <= 1:
+            raise HCTreeError("setting invert must be a probability in [0, 1].")
         if not 0 <= self.min_child_fraction < 0.5:
             raise HCTreeError("setting min_child_fraction must be in [0, 0.5).")
         if self.collapse_loss < 0:
@@ -499,8 +502,8 @@ def _seed_targets(
 
 def _two_views(clean: torch.Tensor, config: Config, gen: torch.Generator) -> torch.Tensor:
     """Two random views of each real image, stacked: float ``[2B, C, H, W]``."""
-    first = augment(clean, config.crop_scale_min, gen, config.tint)
-    return torch.cat([first, augment(clean, config.crop_scale_min, gen, config.tint)])
+    views = [augment(clean, config.crop_scale_min, gen, config.tint, config.invert) for _ in "ab"]
+    return torch.cat(views)
 
 
 def _embed_step(
