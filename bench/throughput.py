@@ -3,13 +3,18 @@
     .venv/bin/python bench/throughput.py                          # cpu and tiny presets, CPU
     .venv/bin/python bench/throughput.py --presets cpu,fast --widths 32,64,128 --threads 2
     .venv/bin/python bench/throughput.py --device cuda --presets fast,paper
+    .venv/bin/python bench/throughput.py --device cuda --presets fast --compile off,inductor,cudagraphs
 
 For each preset (and each ``--widths`` value, which overrides width_g and width_d)
 it times raw-split iterations and refinement iterations: ``--warmup`` iterations
 first, then ``--repeats`` runs of ``--iters`` iterations, reporting the median
 iterations per second and real images per second. On CUDA it also counts the
 floating-point operations of one step and reports the achieved FLOP/s as a
-fraction of ``--peak-tflops`` (bf16 dense; 989 for an H100 SXM).
+fraction of ``--peak-tflops`` (bf16 dense; 989 for an H100 SXM). Presets with a
+contrastive warm-up (``cpu``, ``fast``) also time its step (stage ``embed``).
+``--compile`` repeats every measurement under each listed ``compile`` setting
+(compilation happens during the warm-up iterations, so raise ``--warmup`` to keep
+it out of the timed runs).
 
 The baseline is the same step fed the way a straightforward implementation feeds
 it: a DataLoader with a WeightedRandomSampler over a CPU dataset, a new iterator
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import statistics
 import time
@@ -57,11 +63,18 @@ def dataloader_batches(images_u8: torch.Tensor, weights: torch.Tensor) -> Iterat
 
 
 def time_steps(
-    config, refine: bool, images: torch.Tensor, device: torch.device, args, fp32: bool = False
+    config,
+    stage: str,
+    images: torch.Tensor,
+    device: torch.device,
+    args,
+    fp32: bool = False,
+    compile_setting: str = "off",
 ) -> tuple[float, float | None]:
     """Median iterations/s over the repeats, and FLOPs of one step (CUDA only)."""
-    k = 2
+    k, refine = 2, stage == "refine"
     nets = hcmgan._build_nets(config, k, refine, tuple(images.shape[1:]), 0, device)
+    hcmgan._compile_nets(nets, compile_setting)
     weights = [torch.ones(images.shape[0], device=device)] * (k if refine else 1)
     gen = engine.make_generator(0, device)
     autocast = hcmgan._autocast
@@ -69,7 +82,11 @@ def time_steps(
         hcmgan._autocast = lambda d: contextlib.nullcontext()
 
     def step() -> None:
-        hcmgan._train_step(nets, images, weights, config, 0.1, gen, device)
+        if stage == "embed":
+            disc, opt = nets.discriminators[0], nets.opt_d[0]
+            hcmgan._embed_step(disc, opt, images, weights[0], config, gen, device)
+        else:
+            hcmgan._train_step(nets, images, weights, config, 0.1, gen, device)
 
     try:
         for _ in range(args.warmup):
@@ -110,6 +127,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--peak-tflops", type=float, default=989.0)
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument(
+        "--compile", default="off", help="compile settings to time, e.g. off,inductor"
+    )
     args = parser.parse_args()
     device = engine.resolve_device(args.device)
     threads = engine.configure_threads(args.threads) if device.type == "cpu" else None
@@ -120,23 +140,28 @@ def main() -> None:
         for width in widths:
             overrides = {"width_g": width, "width_d": width} if width else {}
             config = make_config(HCMGANSplitter, preset, overrides)
-            for stage, refine in (("raw", False), ("refine", True)):
-                rate, flops = time_steps(config, refine, images, device, args)
+            stages = ["embed"] if config.embed_iters and config.lambda_contrast else []
+            for stage, setting in itertools.product(
+                [*stages, "raw", "refine"], args.compile.split(",")
+            ):
+                rate, flops = time_steps(config, stage, images, device, args, False, setting)
+                batch = config.embed_batch if stage == "embed" else config.batch_real
                 row = {
                     "preset": preset,
                     "width": config.width_d,
                     "stage": stage,
+                    "compile": setting,
                     "device": device.type,
                     "threads": threads,
                     "it_per_s": round(rate, 2),
-                    "real_images_per_s": round(rate * config.batch_real * (2 if refine else 1)),
+                    "real_images_per_s": round(rate * batch * (2 if stage == "refine" else 1)),
                 }
                 if flops:
                     row["tflops"] = round(rate * flops / 1e12, 2)
                     row["fraction_of_peak"] = round(rate * flops / 1e12 / args.peak_tflops, 4)
-                if not args.no_baseline:
+                if not args.no_baseline and setting == "off":
                     with dataloader_batches(images, torch.ones(len(data))):
-                        base, _ = time_steps(config, refine, images, device, args, fp32=True)
+                        base, _ = time_steps(config, stage, images, device, args, fp32=True)
                     row["baseline_it_per_s"] = round(base, 2)
                     row["speedup"] = round(rate / base, 2)
                 print(json.dumps(row), flush=True)

@@ -258,6 +258,21 @@ def test_generate_shape_and_dtype(small) -> None:
     assert not torch.equal(images[0], images[1])
 
 
+@pytest.mark.parametrize(("setting", "tolerance"), [("trace", 0.0), ("inductor", 1e-3)])
+def test_a_compiled_split_trains_like_the_eager_one(small, setting: str, tolerance: float) -> None:
+    """torch.compile changes kernels, not the computation: same losses, memberships, models."""
+    parent = torch.ones(len(small))
+    eager = run_split(small, parent)
+    compiled = run_split(small, parent, overrides={**QUICK, "compile": setting})
+    for a, b in zip(eager, compiled, strict=True):
+        np.testing.assert_allclose(b.memberships, a.memberships, rtol=0, atol=tolerance)
+        for name, value in a.metrics.items():
+            assert b.metrics[name] == pytest.approx(value, abs=10 * tolerance), name
+        assert {n: sorted(m) for n, m in b.models.items()} == {
+            n: sorted(m) for n, m in a.models.items()
+        }
+
+
 def test_epoch_budget_scales_with_node_mass(small) -> None:
     overrides = {"raw_iters": 0, "raw_epochs": 2.0, "batch_real": 50, "refinements": 0}
     progress = Recorder()
@@ -301,6 +316,8 @@ def test_collapse_is_retried_and_a_failed_refinement_keeps_the_previous_split(sm
         {"refinements": -1},
         {"batch_real": "many"},
         {"no_such_setting": 1},
+        {"compile": "fast"},
+        {"invert": 1.5},
     ],
 )
 def test_bad_settings_are_user_errors(overrides: dict[str, Any]) -> None:

@@ -87,6 +87,7 @@ class Config:
     crop_scale_min: float = 0.4  # smallest crop area of a view
     tint: float = 0.0  # colour-cast strength of a view (colour images)
     invert: float = 0.0  # probability that a view's grey levels are inverted
+    compile: str = "off"  # off | inductor | cudagraphs | trace: torch.compile the networks
     inherit: bool = False  # start discriminators from the parent split's trunk
     embed_iters: int = 0  # contrastive-only trunk iterations before a split with no parent trunk
     embed_batch: int = 128  # real images per contrastive warm-up iteration
@@ -131,6 +132,8 @@ class Config:
             raise HCTreeError("set raw_epochs > 0 or raw_iters > 0 to give the raw split a budget.")
         if self.refinements and self.refine_iters == 0 and self.refine_epochs <= 0:
             raise HCTreeError("set refine_epochs > 0 or refine_iters > 0, or refinements=0.")
+        if self.compile not in COMPILE:
+            raise HCTreeError(f"setting compile must be one of {', '.join(COMPILE)}.")
         if not 0 <= self.invert <= 1:
             raise HCTreeError("setting invert must be a probability in [0, 1].")
         if not 0 <= self.min_child_fraction < 0.5:
@@ -284,6 +287,31 @@ def _build_nets(
         opt_d=[adam(d.head_parameters(), lr=config.lr_d, betas=betas, **extra) for d in discs],
         opt_c=[adam(d.c_head.parameters(), lr=config.lr_c, betas=betas, **extra) for d in discs],
     )
+
+
+# torch.compile arguments of each ``compile`` setting. ``inductor`` fuses each
+# network's forward and backward kernels; ``cudagraphs`` also replays them as CUDA
+# graphs (fewer launches, for the GPU); ``trace`` captures the graphs without
+# generating code, to check that capture changes nothing.
+COMPILE: dict[str, dict[str, Any] | None] = {
+    "off": None,
+    "inductor": {},
+    "cudagraphs": {"mode": "reduce-overhead"},
+    "trace": {"backend": "aot_eager"},
+}
+
+
+def _compile_nets(nets: _Nets, setting: str) -> None:
+    """Compile every generator and discriminator trunk in place (state dicts unchanged).
+
+    The trunks and generators hold nearly all of a step's arithmetic; the heads,
+    losses, random draws and optimiser steps stay eager.
+    """
+    options = COMPILE[setting]
+    if options is None:
+        return
+    for module in [*nets.generators, *(d.trunk for d in nets.discriminators)]:
+        module.compile(**options)
 
 
 def _autocast(device: torch.device):
@@ -654,6 +682,7 @@ class HCMGANSplitter:
         gan_iters = _iterations(config, refine, mass, k)
         total = warm + gan_iters
         start = _restore(nets, gen, saved) if saved is not None else 0
+        _compile_nets(nets, config.compile)
         targets = None if saved is None or "targets" not in saved else saved["targets"].to(device)
         seeded = not refine and config.split_init != "none"
         curve = LossCurve.from_arrays(None if saved is None else saved.get("curve"))
