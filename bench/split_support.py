@@ -6,7 +6,7 @@ For each split in growth order prints its mass, its class separation (the share 
 the node's mass in the child holding most of its class: 1 when every class goes
 wholly to one side, about 0.5 when classes are cut in half), the classes above 10%
 of the node, and three p-values: the node's test (``dip_test_node``, the one
-``--leaves auto`` uses) in the split's own trunk features, and the earlier test
+``--leaves auto`` uses) in the split's own trunk features averaged over views, and the earlier test
 along the children's axis (``dip_test_split``) in those features and in pixels. Needs a labelled tree of a splitter with ``features`` (hcmgan).
 """
 
@@ -22,7 +22,7 @@ from hctree.render import tree_images
 from hctree.splitters import get_splitter
 from hctree.splitters.base import config_from_json
 from hctree.store import read_models, read_tree
-from hctree.support import dip_test_node, dip_test_split, sample_rows
+from hctree.support import dip_test_node, dip_test_split, sample_rows, view_mean_features
 from hctree.tree import open_tree
 
 
@@ -51,7 +51,7 @@ def main() -> None:
             read_models(args.tree, node.name), config, tuple(images.shape[1:]), torch.device("cpu")
         )
         feats = predict_in_batches(embed, subset, 1024).numpy()
-        node_test = dip_test_node(feats)
+        node_test = dip_test_node(view_mean_features(embed, subset, config, 0))
         own = dip_test_split(feats, memberships[:, rows])
         pixels = dip_test_split(subset.flatten(1).float().numpy() / 255, memberships[:, rows])
         counts = np.stack(

@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from hctree.engine import derive_seed, predict_in_batches
+from hctree.engine import derive_seed
 from hctree.splitters.base import Checkpointer, ModelState, Progress, SplitContext, StageResult
 from hctree.store import NodeRecord, TreeRecord
-from hctree.support import Support, dip_test_node, sample_rows
+from hctree.support import Support, dip_test_node, sample_rows, view_mean_features
 from hctree.tree import CHILD_DIGITS
 
 MASS_TOLERANCE = 1e-4
@@ -221,15 +221,15 @@ def split_support(
     job: StageJob,
     device: torch.device,
 ) -> Support:
-    """The dip test of a split node, in the split's features (pixels if it has none)."""
+    """The dip test of a split node: the split's features averaged over views, or pixels."""
     seed = derive_seed(job.seed, job.node, "support")
     rows = sample_rows(job.membership, seed)
     subset = images[torch.from_numpy(rows).to(images.device)]
     if hasattr(splitter, "features") and models:
         embed = splitter.features(models, config, tuple(images.shape[1:]), device)
+        feats = view_mean_features(embed, subset, config, seed)
     else:
-        embed = lambda x: x.flatten(1)  # noqa: E731
-    feats = predict_in_batches(embed, subset, 1024).cpu().numpy()
+        feats = subset.flatten(1).float().cpu().numpy()
     return dip_test_node(feats, seed=seed)
 
 

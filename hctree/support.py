@@ -2,13 +2,17 @@
 
 ``--leaves auto`` keeps a node as a leaf when its images form one mode. The node's
 images are embedded (the split's own trunk features where the splitter offers
-them, pixels otherwise) and joined to their nearest neighbours; the leading
+them, each image's the mean over ``VIEWS`` random views of it, the same views
+the trunk learned to be invariant to; pixels otherwise) and joined to their
+nearest neighbours; the leading
 non-trivial eigenvectors of that graph's random walk are the directions along
 which it is most nearly cut in two. Hartigan's dip test (the ``diptest`` package)
 asks whether the values along each of the first ``AXES`` could come from a
 unimodal distribution; the node is supported when the smallest p-value, times
 ``AXES`` (Bonferroni), is below ``alpha``. One homogeneous cluster spreads
 smoothly along every axis; two or more clusters pile up at two ends of one.
+Averaging over views matters: a trunk keeps traces of colour cast or position,
+and the graph of single-view features splits one class by them.
 
 The node is tested, not the split the splitter found: a node of several classes
 whose split each side still mixes is supported all the same
@@ -18,18 +22,22 @@ the line between the children's means, stays for comparison.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import diptest
 import numpy as np
 import torch
 
+from hctree.engine import make_generator, to_unit
+from hctree.invariance import augment
 from hctree.spectral import nearest_rows, walk_embedding
 
 SAMPLE = 2000  # images drawn (by membership) for the test: enough power, fast
 COMPONENTS = 16  # principal components the split's projection is taken in
 NEIGHBOURS = 10  # the graph joins each image to this many nearest images
 AXES = 2  # leading eigenvectors of the graph that are tested
+VIEWS = 8  # random views whose trunk features are averaged per image
 ALPHA = 0.05  # chosen on a Fashion-MNIST tree (docs/benchmarks.md, "--leaves auto")
 
 
@@ -111,3 +119,28 @@ def dip_test_node(features: np.ndarray, alpha: float = ALPHA, seed: int = 0) -> 
     found = [diptest.diptest(axis.astype(np.float64)) for axis in graph_axes(features, seed=seed).T]
     dip, p_value = min(found, key=lambda pair: pair[1])
     return Support(dip=float(dip), p_value=min(1.0, float(p_value) * len(found)), alpha=alpha)
+
+
+@torch.no_grad()
+def view_mean_features(
+    embed: Callable[[torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    config: object,
+    seed: int,
+    views: int = VIEWS,
+    batch: int = 512,
+) -> np.ndarray:
+    """Each image's features averaged over random views: float32 ``[M, F]``.
+
+    embed: float images in [-1, 1] -> features; images: uint8 ``[M, C, H, W]``. The
+    views are the splitter's own (``config.crop_scale_min``, ``tint``, ``invert``).
+    """
+    gen = make_generator(seed, images.device)
+    crop = float(getattr(config, "crop_scale_min", 0.4))
+    tint, invert = float(getattr(config, "tint", 0.0)), float(getattr(config, "invert", 0.0))
+    out = []
+    for start in range(0, images.shape[0], batch):
+        x = to_unit(images[start : start + batch])
+        total = sum(embed(augment(x, crop, gen, tint, invert)).float() for _ in range(views))
+        out.append((total / views).cpu())
+    return torch.cat(out).numpy()

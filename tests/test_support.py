@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
+import torch
 
 from hctree import schedule
 from hctree.check import check_structure
@@ -18,6 +21,7 @@ from hctree.support import (
     graph_axes,
     sample_rows,
     split_axis,
+    view_mean_features,
 )
 
 SETTINGS = {"raw_iters": 30, "refine_iters": 10}
@@ -76,6 +80,23 @@ def test_graph_axes_are_seeded_and_tiny_nodes_are_never_supported():
     np.testing.assert_array_equal(graph_axes(x, seed=5), graph_axes(x, seed=5))
     assert graph_axes(x).shape == (300, 2)
     assert dip_test_node(x[:20]).p_value == 1.0
+
+
+def test_averaging_over_views_shrinks_a_colour_cast_the_views_change():
+    """Two casts of one image: channel means tell them apart, less so averaged over views."""
+    grey = torch.rand(1, 1, 16, 16).expand(40, 3, 16, 16)
+    cast = torch.tensor([[1.0, 0.5, 0.5]] * 20 + [[0.5, 0.5, 1.0]] * 20)[:, :, None, None]
+    images = (grey * cast * 255).round().to(torch.uint8)
+
+    def channel_means(x):
+        return x.mean(dim=(2, 3))
+
+    config = SimpleNamespace(crop_scale_min=0.5, tint=1.0, invert=0.0)
+    plain = channel_means(images.float() / 127.5 - 1).numpy()
+    viewed = view_mean_features(channel_means, images, config, seed=3, views=16)
+    np.testing.assert_array_equal(viewed, view_mean_features(channel_means, images, config, 3, 16))
+    gap = lambda f: np.linalg.norm(f[:20].mean(0) - f[20:].mean(0))  # noqa: E731
+    assert viewed.shape == (40, 3) and gap(viewed) < 0.5 * gap(plain)
 
 
 def test_the_axis_joins_the_two_heaviest_children():
