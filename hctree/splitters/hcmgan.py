@@ -94,6 +94,7 @@ class Config:
     embed_beta1: float = 0.5  # Adam's beta1 during the warm-up (the GAN phase uses beta1)
     split_init: str = "none"  # none | kmeans | spectral: raw split's C also fits a clustering
     spectral_neighbors: int = 10  # k of the nearest-neighbour graph when split_init=spectral
+    seed_views: int = 0  # > 0: split_init clusters features averaged over this many views
     lambda_target: float = 1.0  # weight of C's loss on real images against those targets
 
     @property
@@ -132,6 +133,8 @@ class Config:
             raise HCTreeError("set raw_epochs > 0 or raw_iters > 0 to give the raw split a budget.")
         if self.refinements and self.refine_iters == 0 and self.refine_epochs <= 0:
             raise HCTreeError("set refine_epochs > 0 or refine_iters > 0, or refinements=0.")
+        if self.seed_views < 0:
+            raise HCTreeError("setting seed_views must be >= 0.")
         if self.compile not in COMPILE:
             raise HCTreeError(f"setting compile must be one of {', '.join(COMPILE)}.")
         if not 0 <= self.invert <= 1:
@@ -512,12 +515,19 @@ def _seed_targets(
     """
     config: Config = ctx.config
     inside = parent > 0
-    feats = engine.predict_in_batches(
-        lambda x: F.normalize(disc.features(x).float(), dim=1),
-        ctx.images,
-        config.predict_batch,
-        inside,
-    )
+
+    def unit(x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(disc.features(x).float(), dim=1)
+
+    def view_mean(x: torch.Tensor) -> torch.Tensor:
+        views = (
+            augment(x, config.crop_scale_min, gen, config.tint, config.invert)
+            for _ in range(config.seed_views)
+        )
+        return F.normalize(sum(unit(v) for v in views), dim=1)
+
+    embed = view_mean if config.seed_views > 0 else unit
+    feats = engine.predict_in_batches(embed, ctx.images, config.predict_batch, inside)
     rows = inside.nonzero().squeeze(1)
     if config.split_init == "spectral":
         labels = spectral_labels(feats[rows], parent[rows], ctx.k, gen, config.spectral_neighbors)
