@@ -42,10 +42,23 @@ def test_seeded_split_separates_trousers_from_bags(pair, init):  # noqa: F811
     assert "p_head.0.weight" in result.models["D"]
 
 
-@pytest.mark.parametrize("init", ["kmeans", "spectral"])
+def test_seeding_on_views_that_invert_ignores_contrast_polarity(pair):  # noqa: F811
+    """Half the images in negative: plain features split by polarity, view means by object."""
+    images, labels = pair
+    flipped = torch.from_numpy(np.random.default_rng(0).random(len(images)) < 0.5)
+    images = torch.where(flipped[:, None, None, None], 255 - images, images)
+    base = {**RECIPE, "embed_iters": 100, "split_init": "spectral", "refinements": 0}
+    plain = raw(images, base)
+    viewed = raw(images, {**base, "invert": 0.5, "seed_views": 8})
+    assert purity(viewed.memberships, labels) >= 0.9
+    assert purity(plain.memberships, labels) < 0.8
+
+
+@pytest.mark.parametrize("init", ["kmeans", "spectral", "spectral-views"])
 @pytest.mark.parametrize("stop_at", [2, 6])  # inside the warm-up, and after the targets
 def test_interrupt_and_resume_is_bit_identical(small, stop_at, init):  # noqa: F811
-    quick = {**QUICK, "split_init": init}
+    views = {"seed_views": 2, "invert": 0.5} if init.endswith("views") else {}
+    quick = {**QUICK, "split_init": init.split("-")[0], **views}
     whole = raw(small, quick)
     store = MemoryCheckpointer()
     with pytest.raises(Interrupted):
