@@ -1,12 +1,11 @@
 """Whether the data support splitting a node: the dip test of its graph's leading axes.
 
-``--leaves auto`` keeps a node as a leaf when its images form one mode. The node's
-images are embedded (the split's own trunk features where the splitter offers
-them, each image's the mean over ``VIEWS`` random views of it, the same views
-the trunk learned to be invariant to; pixels otherwise) and joined to their
-nearest neighbours; the leading
-non-trivial eigenvectors of that graph's random walk are the directions along
-which it is most nearly cut in two. Hartigan's dip test (the ``diptest`` package)
+``--leaves auto`` keeps a node as a leaf when its images form one mode. Each of
+the node's images is embedded by the split's own trunk where the splitter offers
+one (as the mean of its features over ``VIEWS`` random views, the views the trunk
+learned to ignore), by its pixels otherwise, and joined to its nearest
+neighbours; the leading non-trivial eigenvectors of that graph's random walk are
+the directions along which it is most nearly cut in two. Hartigan's dip test (the ``diptest`` package)
 asks whether the values along each of the first ``AXES`` could come from a
 unimodal distribution; the node is supported when the smallest p-value, times
 ``AXES`` (Bonferroni), is below ``alpha``. One homogeneous cluster spreads
