@@ -18,6 +18,7 @@ has a hierarchy) and wall time.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -149,14 +150,11 @@ def main() -> None:
     if data.labels is None:
         raise SystemExit("peers.py needs labelled images")
     x = data.images.reshape(len(data), -1).astype(np.float32) / 255.0
-    methods = {"kmeans": kmeans, "ward": ward, "deepect": deepect}
+    epochs = tuple(int(e) for e in args.deepect_epochs.split(","))
+    methods = {"kmeans": kmeans, "ward": ward, "deepect": functools.partial(deepect, epochs=epochs)}
     for name in args.methods.split(","):
         start = time.perf_counter()
-        if name == "deepect":
-            epochs = tuple(int(e) for e in args.deepect_epochs.split(","))
-            result = deepect(x, args.k, args.seed, epochs)
-        else:
-            result = methods[name](x, args.k, args.seed)
+        result = methods[name](x, args.k, args.seed)
         if result is None:
             print(json.dumps({"method": name, "skipped": "ClustPy is not installed"}))
             continue

@@ -6,8 +6,9 @@ For each split in growth order prints its mass, its class separation (the share 
 the node's mass in the child holding most of its class: 1 when every class goes
 wholly to one side, about 0.5 when classes are cut in half), the classes above 10%
 of the node, and three p-values: the node's test (``dip_test_node``, the one
-``--leaves auto`` uses) in the split's own trunk features averaged over views, and the earlier test
-along the children's axis (``dip_test_split``) in those features and in pixels. Needs a labelled tree of a splitter with ``features`` (hcmgan).
+``--leaves auto`` uses) in the split's own trunk features averaged over views, and
+the earlier test along the children's axis (``dip_test_split``) in those features
+and in pixels. Needs a labelled tree of a splitter with ``features`` (hcmgan).
 """
 
 from __future__ import annotations

@@ -144,7 +144,9 @@ def main() -> None:
             for stage, setting in itertools.product(
                 [*stages, "raw", "refine"], args.compile.split(",")
             ):
-                rate, flops = time_steps(config, stage, images, device, args, False, setting)
+                rate, flops = time_steps(
+                    config, stage, images, device, args, compile_setting=setting
+                )
                 batch = config.embed_batch if stage == "embed" else config.batch_real
                 row = {
                     "preset": preset,

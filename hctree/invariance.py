@@ -10,6 +10,7 @@ asks a classifier to give two views of one image the same confident class.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -70,6 +71,23 @@ def augment(
         flip = (torch.rand(b, generator=gen, device=x.device) < invert)[:, None, None, None]
         img = torch.where(flip, 1 - img, img)
     return img * 2 - 1
+
+
+def view_mean(
+    embed: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    views: int,
+    crop_scale_min: float,
+    gen: torch.Generator,
+    tint: float = 0.0,
+    invert: float = 0.0,
+) -> torch.Tensor:
+    """``embed`` of ``views`` random views of ``x`` (float ``[B,C,H,W]`` in [-1, 1]), averaged.
+
+    What the views vary is averaged out of the features: float ``[B, F]``.
+    """
+    total = sum(embed(augment(x, crop_scale_min, gen, tint, invert)).float() for _ in range(views))
+    return total / views
 
 
 def _cast(img: torch.Tensor, tint: float, gen: torch.Generator) -> torch.Tensor:

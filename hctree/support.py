@@ -5,9 +5,9 @@ the node's images is embedded by the split's own trunk where the splitter offers
 one (as the mean of its features over ``VIEWS`` random views, the views the trunk
 learned to ignore), by its pixels otherwise, and joined to its nearest
 neighbours; the leading non-trivial eigenvectors of that graph's random walk are
-the directions along which it is most nearly cut in two. Hartigan's dip test (the ``diptest`` package)
-asks whether the values along each of the first ``AXES`` could come from a
-unimodal distribution; the node is supported when the smallest p-value, times
+the directions along which it is most nearly cut in two. Hartigan's dip test (the
+``diptest`` package) asks whether the values along each of the first ``AXES``
+could come from a unimodal distribution; the node is supported when the smallest p-value, times
 ``AXES`` (Bonferroni), is below ``alpha``. One homogeneous cluster spreads
 smoothly along every axis; two or more clusters pile up at two ends of one.
 Averaging over views matters: a trunk keeps traces of colour cast or position,
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from hctree.engine import make_generator, to_unit
-from hctree.invariance import augment
+from hctree.invariance import view_mean
 from hctree.spectral import nearest_rows, walk_embedding
 
 SAMPLE = 2000  # images drawn (by membership) for the test: enough power, fast
@@ -137,9 +137,8 @@ def view_mean_features(
     gen = make_generator(seed, images.device)
     crop = float(getattr(config, "crop_scale_min", 0.4))
     tint, invert = float(getattr(config, "tint", 0.0)), float(getattr(config, "invert", 0.0))
-    out = []
-    for start in range(0, images.shape[0], batch):
-        x = to_unit(images[start : start + batch])
-        total = sum(embed(augment(x, crop, gen, tint, invert)).float() for _ in range(views))
-        out.append((total / views).cpu())
-    return torch.cat(out).numpy()
+    out = [
+        view_mean(embed, to_unit(images[start : start + batch]), views, crop, gen, tint, invert)
+        for start in range(0, images.shape[0], batch)
+    ]
+    return torch.cat(out).cpu().numpy()

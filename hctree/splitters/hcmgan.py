@@ -38,7 +38,7 @@ from torch import nn
 from hctree import engine
 from hctree.curves import LossCurve
 from hctree.errors import HCTreeError, Interrupted
-from hctree.invariance import augment, imbalance, nt_xent, view_agreement
+from hctree.invariance import augment, imbalance, nt_xent, view_agreement, view_mean
 from hctree.kmeans import weighted_kmeans
 from hctree.nets.dcgan import G_NORMS, NORMS, Discriminator, Generator, check_image_shape
 from hctree.spectral import spectral_labels
@@ -519,14 +519,13 @@ def _seed_targets(
     def unit(x: torch.Tensor) -> torch.Tensor:
         return F.normalize(disc.features(x).float(), dim=1)
 
-    def view_mean(x: torch.Tensor) -> torch.Tensor:
-        views = (
-            augment(x, config.crop_scale_min, gen, config.tint, config.invert)
-            for _ in range(config.seed_views)
+    def over_views(x: torch.Tensor) -> torch.Tensor:
+        mean = view_mean(
+            unit, x, config.seed_views, config.crop_scale_min, gen, config.tint, config.invert
         )
-        return F.normalize(sum(unit(v) for v in views), dim=1)
+        return F.normalize(mean, dim=1)
 
-    embed = view_mean if config.seed_views > 0 else unit
+    embed = over_views if config.seed_views > 0 else unit
     feats = engine.predict_in_batches(embed, ctx.images, config.predict_batch, inside)
     rows = inside.nonzero().squeeze(1)
     if config.split_init == "spectral":
