@@ -1,14 +1,14 @@
-"""The dip tests (hctree.support) on every stored split of a tree, beside how well it separates classes.
+"""The support test (hctree.support) on every stored split of a tree, beside how well it separates classes.
 
     .venv/bin/python bench/split_support.py tree.h5 [--data DIR]
 
 For each split in growth order prints its mass, its class separation (the share of
 the node's mass in the child holding most of its class: 1 when every class goes
 wholly to one side, about 0.5 when classes are cut in half), the classes above 10%
-of the node, and three p-values: the node's test (``dip_test_node``, the one
-``--leaves auto`` uses) in the split's own trunk features averaged over views, and
-the earlier test along the children's axis (``dip_test_split``) in those features
-and in pixels. Needs a labelled tree of a splitter with ``features`` (hcmgan).
+of the node, and the node's test (``node_support``, the one ``--leaves auto``
+uses) in the split's own trunk features averaged over views: the thinnest cut of
+the node's graph, the Gaussian reference's, and their ratio (supported below
+``THRESHOLD``). Needs a labelled tree of a splitter with ``features`` (hcmgan).
 """
 
 from __future__ import annotations
@@ -18,12 +18,11 @@ import argparse
 import numpy as np
 import torch
 
-from hctree.engine import predict_in_batches
 from hctree.render import tree_images
 from hctree.splitters import get_splitter
 from hctree.splitters.base import config_from_json
 from hctree.store import read_models, read_tree
-from hctree.support import dip_test_node, dip_test_split, sample_rows, view_mean_features
+from hctree.support import node_support, sample_rows, view_mean_features
 from hctree.tree import open_tree
 
 
@@ -51,10 +50,7 @@ def main() -> None:
         embed = splitter.features(
             read_models(args.tree, node.name), config, tuple(images.shape[1:]), torch.device("cpu")
         )
-        feats = predict_in_batches(embed, subset, 1024).numpy()
-        node_test = dip_test_node(view_mean_features(embed, subset, config, 0))
-        own = dip_test_split(feats, memberships[:, rows])
-        pixels = dip_test_split(subset.flatten(1).float().numpy() / 255, memberships[:, rows])
+        found = node_support(view_mean_features(embed, subset, config, 0))
         counts = np.stack(
             [np.bincount(record.labels, weights=m, minlength=n_classes) for m in memberships]
         )
@@ -64,8 +60,7 @@ def main() -> None:
         print(
             f"{node.name:8s} order {node.split_order:3d} {node.status:6s} mass {node.mass:7.0f} "
             f"separation {separation:.3f} classes {main_classes} "
-            f"p(node) {node_test.p_value:.3f} p(axis) {own.p_value:.3f} "
-            f"p(axis, pixels) {pixels.p_value:.3f}"
+            f"cut {found.cut:.3f} reference {found.reference:.3f} ratio {found.ratio:.2f}"
         )
 
 

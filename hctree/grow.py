@@ -52,7 +52,7 @@ from hctree.store import (
     save_checkpoint,
     write_tree,
 )
-from hctree.support import ALPHA, Support
+from hctree.support import Support
 from hctree.tree import Tree, child_name
 
 AUTO = "auto"
@@ -419,7 +419,7 @@ def _store_stage(node: NodeRecord, outcome: StageOutcome) -> None:
         node.split_attrs["final_stage"] = outcome.stage
         if outcome.support is not None:
             node.split_attrs.update(
-                support_dip=outcome.support.dip, support_p=outcome.support.p_value
+                support_cut=outcome.support.cut, support_reference=outcome.support.reference
             )
 
 
@@ -441,11 +441,12 @@ def _commit_turns(
             node.split_attrs.clear()
             node.status = "leaf"
             break
-        if node.status == "ready" and goal.auto and not _supported(node):
+        if node.status == "ready" and goal.auto and not _support(node).supported:
             node.status = "kept"
             progress.message(
-                f"{node.name} stays a leaf: its images form one mode (dip test p = "
-                f"{node.split_attrs['support_p']:.2f})."
+                f"{node.name} stays a leaf: its images form one cluster (its thinnest cut is "
+                f"{_support(node).ratio:.2f} of a like Gaussian's; a split needs < "
+                f"{_support(node).threshold})."
             )
             continue
         _finish_split(record, node, node.stages[final].memberships, final)
@@ -454,10 +455,13 @@ def _commit_turns(
         write_tree(out, record)
 
 
-def _supported(node: NodeRecord) -> bool:
-    """The stored dip test of a ready split, judged by the one rule in hctree.support."""
+def _support(node: NodeRecord) -> Support:
+    """The stored support test of a ready split, judged by the one rule in hctree.support."""
     attrs = node.split_attrs
-    return Support(float(attrs["support_dip"]), float(attrs["support_p"]), ALPHA).supported
+    if "support_cut" not in attrs:  # written before the cut test: keep its dip decision
+        return Support(0.0 if float(attrs.get("support_p", 0.0)) < 0.05 else 1.0, 1.0)
+    return Support(float(attrs["support_cut"]), float(attrs["support_reference"]))
+
 
 
 def _finish_split(

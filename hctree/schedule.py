@@ -27,7 +27,7 @@ import torch
 from hctree.engine import derive_seed
 from hctree.splitters.base import Checkpointer, ModelState, Progress, SplitContext, StageResult
 from hctree.store import NodeRecord, TreeRecord
-from hctree.support import Support, dip_test_node, sample_rows, view_mean_features
+from hctree.support import Support, node_support, sample_rows, view_mean_features
 from hctree.tree import CHILD_DIGITS
 
 MASS_TOLERANCE = 1e-4
@@ -221,7 +221,7 @@ def split_support(
     job: StageJob,
     device: torch.device,
 ) -> Support:
-    """The dip test of a split node: the split's features averaged over views, or pixels."""
+    """Whether a split node's images support the split: its features averaged over views, or pixels."""
     seed = derive_seed(job.seed, job.node, "support")
     rows = sample_rows(job.membership, seed)
     subset = images[torch.from_numpy(rows).to(images.device)]
@@ -230,7 +230,7 @@ def split_support(
         feats = view_mean_features(embed, subset, config, seed)
     else:
         feats = subset.flatten(1).float().cpu().numpy()
-    return dip_test_node(feats, seed=seed)
+    return node_support(feats, seed=seed)
 
 
 # ---------------------------------------------------------------- in this process

@@ -30,12 +30,18 @@ def nearest_rows(query: torch.Tensor, base: torch.Tensor, k: int, skip_self: boo
     return torch.cat(out)
 
 
-def walk_embedding(neighbours: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """The ``k - 1`` leading non-trivial random-walk eigenvectors of the symmetric kNN graph."""
+def knn_graph(neighbours: np.ndarray) -> sp.csr_matrix:
+    """The symmetric 0/1 graph joining each row to its ``neighbours`` ``[M, k]`` (either way)."""
     n = neighbours.shape[0]
     rows = np.repeat(np.arange(n), neighbours.shape[1])
     graph = sp.csr_matrix((np.ones(rows.size), (rows, neighbours.ravel())), shape=(n, n))
-    graph = ((graph + graph.T) > 0).astype(np.float64)
+    return ((graph + graph.T) > 0).astype(np.float64)
+
+
+def walk_embedding(neighbours: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """The ``k - 1`` leading non-trivial random-walk eigenvectors of the symmetric kNN graph."""
+    n = neighbours.shape[0]
+    graph = knn_graph(neighbours)
     degree = np.asarray(graph.sum(1)).ravel()
     scale = sp.diags(1.0 / np.sqrt(degree))
     start = np.random.default_rng(seed).standard_normal(n)

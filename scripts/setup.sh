@@ -17,7 +17,7 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv" >&2
   "$PY" -m venv .venv
 fi
-if ! .venv/bin/python -c "import hctree, torch, torchvision, sklearn, tqdm, diptest, pytest, nbclient, ray" 2>/dev/null; then
+if ! .venv/bin/python -c "import hctree, torch, torchvision, sklearn, tqdm, pytest, nbclient, ray" 2>/dev/null; then
   echo "setup: installing hctree and its dependencies into .venv (about a minute)" >&2
   .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
   # pip's notes about this machine's extra package folders and setuptools' general

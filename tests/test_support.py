@@ -1,4 +1,4 @@
-"""--leaves auto: the dip test of a node, and a growth loop that keeps unsupported splits."""
+"""--leaves auto: a node's thinnest graph cut against a Gaussian's, and a growth loop that keeps unsupported splits."""
 
 from __future__ import annotations
 
@@ -15,36 +15,16 @@ from hctree.errors import HCTreeError
 from hctree.grow import grow
 from hctree.store import read_tree
 from hctree.support import (
+    MIN_ROWS,
     Support,
-    dip_test_node,
-    dip_test_split,
-    graph_axes,
+    gaussian_like,
+    node_support,
     sample_rows,
-    split_axis,
+    thinnest_cut,
     view_mean_features,
 )
 
 SETTINGS = {"raw_iters": 30, "refine_iters": 10}
-
-
-def _halves(x: np.ndarray) -> np.ndarray:
-    """Children memberships [2, M] from the sign of the first coordinate."""
-    left = (x[:, 0] < np.median(x[:, 0])).astype(np.float64)
-    return np.stack([left, 1 - left])
-
-
-def test_two_separated_blobs_support_their_split():
-    rng = np.random.default_rng(0)
-    x = np.concatenate([rng.normal(-3, 1, (600, 40)), rng.normal(3, 1, (600, 40))])
-    found = dip_test_split(x, _halves(x))
-    assert found.supported and found.p_value < 1e-3
-
-
-def test_one_blob_does_not_support_a_split_even_when_elongated():
-    rng = np.random.default_rng(1)
-    x = rng.normal(size=(1500, 40)) * np.linspace(5, 0.5, 40)
-    found = dip_test_split(x, _halves(x))
-    assert not found.supported and found.p_value > 0.1
 
 
 def _offset_blob(rng: np.random.Generator, centre: float, n: int) -> np.ndarray:
@@ -55,31 +35,62 @@ def _offset_blob(rng: np.random.Generator, centre: float, n: int) -> np.ndarray:
     return x
 
 
-def test_a_node_of_two_clusters_is_supported_along_its_graph():
+def test_a_node_of_two_clusters_is_supported():
     rng = np.random.default_rng(0)
     x = np.concatenate([_offset_blob(rng, -12, 700), _offset_blob(rng, 12, 500)])
-    found = dip_test_node(x)
-    assert found.supported and found.p_value < 1e-3
+    found = node_support(x)
+    assert found.supported and found.ratio < 0.2
 
 
 def test_a_node_of_one_cluster_is_not_supported_however_elongated():
     for seed in range(3):
-        found = dip_test_node(_offset_blob(np.random.default_rng(seed), 0, 1500))
-        assert not found.supported and found.p_value > 0.1
+        found = node_support(_offset_blob(np.random.default_rng(seed), 0, 1500), seed=seed)
+        assert not found.supported and found.ratio > 0.7
 
 
-def test_a_node_of_three_clusters_is_supported_when_one_axis_fills_the_gap():
-    """Three clusters in a row: the leading axis may spread them; the next one separates."""
+def test_a_node_of_one_cluster_stays_unsupported_as_it_shrinks():
+    """A kNN graph's cuts thicken as a node shrinks; the reference thickens with it."""
+    x = _offset_blob(np.random.default_rng(5), 0, 1500)
+    for size in (1500, 400, 100):
+        assert not node_support(x[:size], seed=1).supported
+    assert thinnest_cut(x[:100]) > thinnest_cut(x)
+
+
+def test_a_node_of_three_clusters_in_a_row_is_supported():
     rng = np.random.default_rng(2)
     x = np.concatenate([_offset_blob(rng, c, 500) for c in (-14, 0, 14)])
-    assert dip_test_node(x).p_value < 1e-3
+    assert node_support(x).supported
 
 
-def test_graph_axes_are_seeded_and_tiny_nodes_are_never_supported():
+def test_a_small_cluster_beside_a_large_one_is_found():
+    """A tenth of the images apart: above the balance floor, so the sweep can cut it off."""
+    rng = np.random.default_rng(3)
+    x = np.concatenate([_offset_blob(rng, 0, 1350), _offset_blob(rng, 25, 150)])
+    assert node_support(x).supported
+
+
+def test_the_thinnest_cut_is_a_conductance():
+    """Two cliques of ten neighbours joined by nothing: the cut between them costs nothing."""
+    rng = np.random.default_rng(4)
+    x = np.concatenate([_offset_blob(rng, -40, 300), _offset_blob(rng, 40, 300)])
+    assert thinnest_cut(x) == 0.0
+    assert 0.0 < thinnest_cut(_offset_blob(rng, 0, 600)) < 1.0
+
+
+def test_the_reference_has_the_features_mean_and_covariance():
+    x = _offset_blob(np.random.default_rng(6), 3, 4000)
+    like = gaussian_like(x, np.random.default_rng(0))
+    assert like.shape == x.shape
+    np.testing.assert_allclose(like.mean(0), x.mean(0), atol=0.2)
+    np.testing.assert_allclose(np.cov(like.T), np.cov(x.T), atol=0.35)
+
+
+def test_the_test_is_seeded_and_tiny_nodes_are_never_supported():
     x = _offset_blob(np.random.default_rng(4), 0, 300)
-    np.testing.assert_array_equal(graph_axes(x, seed=5), graph_axes(x, seed=5))
-    assert graph_axes(x).shape == (300, 2)
-    assert dip_test_node(x[:20]).p_value == 1.0
+    assert node_support(x, seed=5) == node_support(x, seed=5)
+    tiny = node_support(np.concatenate([x[: MIN_ROWS // 2] - 50, x[: MIN_ROWS // 2 - 1] + 50]))
+    assert not tiny.supported and tiny.ratio == 1.0
+    assert Support(0.1, 0.3).supported and not Support(0.2, 0.3).supported
 
 
 def test_averaging_over_views_shrinks_a_colour_cast_the_views_change():
@@ -97,14 +108,6 @@ def test_averaging_over_views_shrinks_a_colour_cast_the_views_change():
     np.testing.assert_array_equal(viewed, view_mean_features(channel_means, images, config, 3, 16))
     gap = lambda f: np.linalg.norm(f[:20].mean(0) - f[20:].mean(0))  # noqa: E731
     assert viewed.shape == (40, 3) and gap(viewed) < 0.5 * gap(plain)
-
-
-def test_the_axis_joins_the_two_heaviest_children():
-    x = np.array([[0.0, 0.0], [0.0, 1.0], [10.0, 0.0], [10.0, 1.0]])
-    children = np.array([[1, 1, 0, 0], [0, 0, 1, 1], [0, 0, 0, 0.0]])
-    projected = split_axis(x, children)
-    assert abs(projected[0] - projected[1]) < 1e-9
-    assert abs(abs(projected[2] - projected[0]) - 10) < 1e-9
 
 
 def test_rows_are_drawn_by_membership_and_seeded():
@@ -127,16 +130,16 @@ def three(fmnist, fmnist_classes):
 
 
 def only_the_root(monkeypatch):
-    """Make the dip test support the root's split and no other."""
-    real = schedule.dip_test_node
+    """Make the support test support the root's split and no other."""
+    real = schedule.node_support
     calls = []
 
     def decide(features, seed):
         calls.append(len(calls))
         found = real(features, seed=seed)
-        return Support(found.dip, 0.0 if len(calls) == 1 else 1.0, found.alpha)
+        return Support(0.0 if len(calls) == 1 else found.reference, found.reference)
 
-    monkeypatch.setattr(schedule, "dip_test_node", decide)
+    monkeypatch.setattr(schedule, "node_support", decide)
     return calls
 
 
@@ -147,8 +150,9 @@ def test_auto_keeps_unsupported_splits_as_leaves(three, tmp_path, monkeypatch):
     assert tree.leaves == ["r0", "r1"] and len(calls) == 3
     record = read_tree(out)
     assert [record.nodes[n].status for n in ("r", "r0", "r1")] == ["split", "kept", "kept"]
-    assert record.nodes["r"].split_attrs["support_p"] == 0.0
-    assert record.nodes["r0"].split_attrs["support_p"] == 1.0
+    assert record.nodes["r"].split_attrs["support_cut"] == 0.0
+    r0 = record.nodes["r0"].split_attrs
+    assert r0["support_cut"] == r0["support_reference"] > 0
     assert check_structure(record) is None
     # rerunning finds nothing left to split and trains nothing
     before = out.read_bytes()
@@ -177,7 +181,7 @@ def test_the_real_test_supports_splitting_three_distinct_classes(three, tmp_path
     seeded = {"embed_iters": 100, "raw_iters": 60}  # the default recipe, shortened
     tree = grow(three, tmp_path / "t.h5", 2, preset="cpu", threads=1, overrides=seeded)
     attrs = read_tree(tree.path).nodes["r"].split_attrs
-    assert attrs["support_p"] < 0.05 and attrs["support_dip"] > 0
+    assert attrs["support_cut"] < 0.5 * attrs["support_reference"]
 
 
 @pytest.mark.parametrize(
