@@ -206,3 +206,15 @@ def test_the_command_line_takes_auto(three, tmp_path):
     )
     assert bad.exit_code == 2 and "whole number or 'auto'" in bad.output
     assert load_images(data).fingerprint == three.fingerprint
+
+
+def test_a_ready_split_from_before_the_cut_test_keeps_its_dip_decision():
+    from hctree.grow import _support
+    from hctree.store import NodeRecord
+
+    def node(**attrs):
+        return NodeRecord("r0", "r", 1, np.ones(4, np.float32), split_attrs=attrs)
+
+    assert _support(node(support_dip=0.05, support_p=0.001)).supported
+    assert not _support(node(support_dip=0.01, support_p=0.4)).supported
+    assert _support(node(support_cut=0.02, support_reference=0.1)).ratio == pytest.approx(0.2)
