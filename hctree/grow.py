@@ -463,7 +463,6 @@ def _support(node: NodeRecord) -> Support:
     return Support(float(attrs["support_cut"]), float(attrs["support_reference"]))
 
 
-
 def _finish_split(
     record: TreeRecord, node: NodeRecord, memberships: np.ndarray, stage: str
 ) -> None:

@@ -112,9 +112,7 @@ def node_support(features: np.ndarray, seed: int = 0, threshold: float = THRESHO
     if len(features) < MIN_ROWS:
         return Support(cut=1.0, reference=1.0, threshold=threshold)
     rng = np.random.default_rng(seed)
-    reference = np.mean(
-        [thinnest_cut(gaussian_like(features, rng), seed) for _ in range(DRAWS)]
-    )
+    reference = np.mean([thinnest_cut(gaussian_like(features, rng), seed) for _ in range(DRAWS)])
     return Support(thinnest_cut(features, seed), float(reference), threshold)
 
 
