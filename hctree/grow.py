@@ -441,12 +441,12 @@ def _commit_turns(
             node.split_attrs.clear()
             node.status = "leaf"
             break
-        if node.status == "ready" and goal.auto and not _support(node).supported:
+        support = _support(node) if node.status == "ready" and goal.auto else None
+        if support is not None and not support.supported:
             node.status = "kept"
             progress.message(
                 f"{node.name} stays a leaf: its images form one cluster (its thinnest cut is "
-                f"{_support(node).ratio:.2f} of a like Gaussian's; a split needs < "
-                f"{_support(node).threshold})."
+                f"{support.ratio:.2f} of a like Gaussian's; a split needs < {support.threshold})."
             )
             continue
         _finish_split(record, node, node.stages[final].memberships, final)

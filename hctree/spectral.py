@@ -38,10 +38,9 @@ def knn_graph(neighbours: np.ndarray) -> sp.csr_matrix:
     return ((graph + graph.T) > 0).astype(np.float64)
 
 
-def walk_embedding(neighbours: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """The ``k - 1`` leading non-trivial random-walk eigenvectors of the symmetric kNN graph."""
-    n = neighbours.shape[0]
-    graph = knn_graph(neighbours)
+def walk_embedding(graph: sp.csr_matrix, k: int, seed: int) -> np.ndarray:
+    """The ``k - 1`` leading non-trivial random-walk eigenvectors of a symmetric graph."""
+    n = graph.shape[0]
     degree = np.asarray(graph.sum(1)).ravel()
     scale = sp.diags(1.0 / np.sqrt(degree))
     start = np.random.default_rng(seed).standard_normal(n)
@@ -76,7 +75,7 @@ def spectral_labels(
     base = feats[core]
     near = nearest_rows(base, base, neighbours, skip_self=True).cpu().numpy()
     seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen, device=gen.device))
-    embedding = torch.from_numpy(walk_embedding(near, k, seed)).to(feats.device)
+    embedding = torch.from_numpy(walk_embedding(knn_graph(near), k, seed)).to(feats.device)
     core_labels = weighted_kmeans(embedding, weights[core], k, gen)
     labels = torch.full((m,), -1, dtype=torch.long, device=feats.device)
     labels[core] = core_labels

@@ -82,9 +82,10 @@ def thinnest_cut(features: np.ndarray, seed: int = 0, neighbours: int = NEIGHBOU
     """
     x = torch.nn.functional.normalize(torch.as_tensor(features, dtype=torch.float32), dim=1)
     near = nearest_rows(x, x, neighbours, skip_self=True).numpy()
-    graph = knn_graph(near).tocoo()
+    symmetric = knn_graph(near)
+    graph = symmetric.tocoo()
     rank = np.empty(len(near), dtype=np.int64)
-    rank[np.argsort(walk_embedding(near, 2, seed)[:, 0], kind="stable")] = np.arange(len(near))
+    rank[np.argsort(walk_embedding(symmetric, 2, seed)[:, 0], kind="stable")] = np.arange(len(near))
     degree = np.bincount(rank[graph.row], minlength=len(near)).astype(np.float64)
     volume = np.cumsum(degree)
     upper = graph.row < graph.col  # each edge once, counted where its later end enters
@@ -98,13 +99,16 @@ def thinnest_cut(features: np.ndarray, seed: int = 0, neighbours: int = NEIGHBOU
     return float((cut[ok] / smaller[ok]).min()) if ok.any() else 1.0
 
 
-def gaussian_like(features: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """As many rows as ``features`` from a Gaussian with their mean and covariance."""
+def gaussian_like(features: np.ndarray, rng: np.random.Generator, draws: int) -> list[np.ndarray]:
+    """``draws`` samples, as many rows as ``features``, of a Gaussian with their mean and covariance."""
     x = np.asarray(features, dtype=np.float64)
     mean = x.mean(axis=0)
     _, scale, axes = np.linalg.svd(x - mean, full_matrices=False)
-    noise = rng.standard_normal((len(x), len(scale))) * (scale / np.sqrt(len(x)))
-    return (mean + noise @ axes).astype(np.float32)
+    spread = scale / np.sqrt(len(x))
+    return [
+        (mean + (rng.standard_normal((len(x), len(scale))) * spread) @ axes).astype(np.float32)
+        for _ in range(draws)
+    ]
 
 
 def node_support(features: np.ndarray, seed: int = 0, threshold: float = THRESHOLD) -> Support:
@@ -112,7 +116,7 @@ def node_support(features: np.ndarray, seed: int = 0, threshold: float = THRESHO
     if len(features) < MIN_ROWS:
         return Support(cut=1.0, reference=1.0, threshold=threshold)
     rng = np.random.default_rng(seed)
-    reference = np.mean([thinnest_cut(gaussian_like(features, rng), seed) for _ in range(DRAWS)])
+    reference = np.mean([thinnest_cut(like, seed) for like in gaussian_like(features, rng, DRAWS)])
     return Support(thinnest_cut(features, seed), float(reference), threshold)
 
 

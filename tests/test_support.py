@@ -79,7 +79,7 @@ def test_the_thinnest_cut_is_a_conductance():
 
 def test_the_reference_has_the_features_mean_and_covariance():
     x = _offset_blob(np.random.default_rng(6), 3, 4000)
-    like = gaussian_like(x, np.random.default_rng(0))
+    (like,) = gaussian_like(x, np.random.default_rng(0), draws=1)
     assert like.shape == x.shape
     np.testing.assert_allclose(like.mean(0), x.mean(0), atol=0.2)
     np.testing.assert_allclose(np.cov(like.T), np.cov(x.T), atol=0.35)
