@@ -3,6 +3,8 @@ interrupt/resume, predict, generate and configuration errors (CPU, tiny preset).
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -115,6 +117,17 @@ def test_same_seed_same_memberships_other_seed_differs(small):
     assert not np.allclose(first.memberships, other.memberships)
     np.testing.assert_allclose(first.memberships.sum(0), membership.numpy(), atol=1e-5)
     assert (first.memberships[:, membership.numpy() == 0] == 0).all()
+
+
+def test_graph_grouping_is_seeded_and_keeps_the_parent_mass(small):
+    images, membership, config = small
+    config = dataclasses.replace(config, grouping="graph", overcluster=3)
+    first = C3GANSplitter().run_stage("train", split_context(images, membership, config))
+    second = C3GANSplitter().run_stage("train", split_context(images, membership, config))
+    assert np.array_equal(first.memberships, second.memberships)
+    np.testing.assert_allclose(first.memberships.sum(0), membership.numpy(), atol=1e-5)
+    groups = first.models["grouping"]["cluster_to_child"]
+    assert sorted(set(groups.tolist())) == [0, 1] and len(groups) == 6
 
 
 @pytest.mark.parametrize("stop_at", [3, 8])
@@ -254,6 +267,7 @@ def test_fake_tint_changes_training_on_colour_images_only(trouser_bag):
         {"lambda_info": -1},
         {"no_such_setting": 1},
         {"iterations": "many"},
+        {"grouping": "nearest"},
     ],
 )
 def test_bad_settings_are_user_errors(overrides):

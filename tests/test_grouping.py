@@ -45,3 +45,62 @@ def test_split_by_clusters_groups_by_prototype_and_keeps_the_parent_mass():
     torch.testing.assert_close(memberships.sum(0), membership)
     expected = (probs[:, [0, 2]].sum(1) * membership, probs[:, [1, 3]].sum(1) * membership)
     torch.testing.assert_close(memberships, torch.stack(expected))
+
+
+def _two_arcs(per_arc: int = 200) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Two parallel arcs on the unit sphere, each cut into four clusters along its length.
+
+    Neighbouring clusters on one arc are further apart than the arcs are from each
+    other, so Ward on cluster means pairs clusters across the arcs, while the images'
+    neighbour graph keeps each arc whole. Returns features, cluster probs, arc ids.
+    """
+    longitude = torch.linspace(0.0, torch.pi / 2, per_arc).repeat(2)
+    latitude = torch.cat([torch.zeros(per_arc), torch.full((per_arc,), 0.3)])
+    features = torch.stack(
+        [
+            latitude.cos() * longitude.cos(),
+            latitude.cos() * longitude.sin(),
+            latitude.sin(),
+        ],
+        dim=1,
+    )
+    quarter = (torch.arange(per_arc) * 4 // per_arc).repeat(2)
+    arc = torch.arange(2 * per_arc) // per_arc
+    cluster = quarter + 4 * arc
+    probs = F.one_hot(cluster, 8).float() * 0.95 + 0.05 / 8
+    return features, probs, arc
+
+
+def test_graph_grouping_keeps_each_arc_whole_where_ward_mixes_them():
+    features, probs, arc = _two_arcs()
+    membership = torch.ones(len(arc))
+    _, ward, _ = split_by_clusters(probs, features, membership, 2, "ward")
+    assert set(ward[:4].tolist()) == {0, 1}  # Ward pairs clusters across the arcs
+    gen = torch.Generator().manual_seed(3)
+    memberships, graph, _ = split_by_clusters(probs, features, membership, 2, "graph", gen)
+    assert graph.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+    torch.testing.assert_close(memberships.sum(0), membership)
+    assert (memberships.argmax(0) == arc).all()
+    again = split_by_clusters(
+        probs, features, membership, 2, "graph", torch.Generator().manual_seed(3)
+    )
+    assert again[1].tolist() == graph.tolist()
+
+
+def test_graph_grouping_gives_every_child_a_cluster():
+    features, _, arc = _two_arcs()
+    # every cluster is spread over both arcs, heavier on arc 0, so all of them vote
+    # for arc 0's part; the other part must still get one cluster
+    probs = torch.full((len(arc), 4), 0.25)
+    membership = torch.where(arc == 0, 1.0, 0.5)
+    gen = torch.Generator().manual_seed(0)
+    memberships, groups, _ = split_by_clusters(probs, features, membership, 2, "graph", gen)
+    assert sorted(groups.tolist()) == [0, 1, 1, 1]
+    assert groups[0] == 0
+    torch.testing.assert_close(memberships.sum(0), membership)
+
+
+def test_split_by_clusters_names_an_unknown_grouping():
+    features, probs, _ = _two_arcs(20)
+    with pytest.raises(ValueError, match="grouping must be one of ward, graph"):
+        split_by_clusters(probs, features, torch.ones(40), 2, "nearest")

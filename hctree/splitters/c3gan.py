@@ -43,7 +43,7 @@ from hctree.errors import HCTreeError, Interrupted
 from hctree.invariance import augment, nt_xent, recolour
 from hctree.nets.c3gan_nets import SIZES, C3Discriminator, C3Generator, init_weights
 from hctree.splitters.base import ModelState, SplitContext, StageResult
-from hctree.splitters.grouping import split_by_clusters
+from hctree.splitters.grouping import GROUPINGS, split_by_clusters
 
 PERTURBATIONS = {
     # scale range, rotation range (degrees), translation range (fraction of half-width)
@@ -80,6 +80,7 @@ class Config:
     crop_scale_min: float = 0.2
     tint: float = 0.0  # colour-cast strength of the contrastive view (colour images; 0: paper)
     fake_tint: float = 0.0  # colour cast of generated images as D sees them (0: paper)
+    grouping: str = "ward"  # how clusters become children: "ward" on means, "graph" (kNN cut)
     predict_batch: int = 1024
     bn_batches: int = 50
     log_every: int = 20  # iterations between progress reports and curve points
@@ -113,6 +114,9 @@ class Config:
             raise HCTreeError(
                 f"setting perturbation must be one of {names}, not {self.perturbation!r}."
             )
+        if self.grouping not in GROUPINGS:
+            names = ", ".join(GROUPINGS)
+            raise HCTreeError(f"setting grouping must be one of {names}, not {self.grouping!r}.")
         for name in ("tint", "fake_tint"):
             value = getattr(self, name)
             if not (value >= 0 and math.isfinite(value)):
@@ -486,7 +490,10 @@ class C3GANSplitter:
             mask=ctx.membership > 0,
         )
         q, h = out[:, :n_clusters], out[:, n_clusters:]
-        memberships, groups, mass = split_by_clusters(q, h, ctx.membership, ctx.k)
+        gen = engine.make_generator(engine.derive_seed(ctx.seed, "c3gan-group"), ctx.device)
+        memberships, groups, mass = split_by_clusters(
+            q, h, ctx.membership, ctx.k, cfg.grouping, gen
+        )
 
         parent_mass = float(ctx.membership.sum())
         metrics = {name: float(v) for name, v in losses.items()}
