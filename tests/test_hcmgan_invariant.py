@@ -54,6 +54,24 @@ def test_seeding_on_views_that_invert_ignores_contrast_polarity(pair):  # noqa: 
     assert purity(plain.memberships, labels) < 0.8
 
 
+def test_seeding_on_recolourings_splits_cast_images_by_object(pair):  # noqa: F811
+    """A red or a blue cast independent of the object: recoloured seeding splits by object."""
+    images, labels = pair
+    blue = torch.from_numpy(np.random.default_rng(1).random(len(images)) < 0.5)
+    cast = torch.where(blue[:, None], torch.tensor([0.3, 0.45, 1.0]), torch.tensor([1.0, 0.3, 0.3]))
+    images = (images.float() * cast[:, :, None, None]).round().to(torch.uint8)
+    base = {**RECIPE, "embed_iters": 100, "split_init": "spectral", "refinements": 0, "tint": 0.5}
+    recoloured = raw(images, {**base, "seed_recolours": 8})
+    assert purity(recoloured.memberships, labels) >= 0.9
+
+
+def test_recolouring_leaves_grey_images_alone(small):  # noqa: F811
+    """On one-channel images seed_recolours changes nothing, bit for bit."""
+    plain = raw(small, {**QUICK, "split_init": "spectral"})
+    recoloured = raw(small, {**QUICK, "split_init": "spectral", "seed_recolours": 8})
+    np.testing.assert_array_equal(plain.memberships, recoloured.memberships)
+
+
 @pytest.mark.parametrize("init", ["kmeans", "spectral", "spectral-views"])
 @pytest.mark.parametrize("stop_at", [2, 6])  # inside the warm-up, and after the targets
 def test_interrupt_and_resume_is_bit_identical(small, stop_at, init):  # noqa: F811

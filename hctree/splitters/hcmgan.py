@@ -38,7 +38,14 @@ from torch import nn
 from hctree import engine
 from hctree.curves import LossCurve
 from hctree.errors import HCTreeError, Interrupted
-from hctree.invariance import augment, imbalance, nt_xent, view_agreement, view_mean
+from hctree.invariance import (
+    augment,
+    colour_view,
+    imbalance,
+    nt_xent,
+    view_agreement,
+    view_mean,
+)
 from hctree.kmeans import weighted_kmeans
 from hctree.nets.dcgan import G_NORMS, NORMS, Discriminator, Generator, check_image_shape
 from hctree.spectral import spectral_labels
@@ -95,6 +102,7 @@ class Config:
     split_init: str = "none"  # none | kmeans | spectral: raw split's C also fits a clustering
     spectral_neighbors: int = 10  # k of the nearest-neighbour graph when split_init=spectral
     seed_views: int = 0  # > 0: split_init clusters features averaged over this many views
+    seed_recolours: int = 0  # > 0, colour images: ... averaged over this many recolourings
     lambda_target: float = 1.0  # weight of C's loss on real images against those targets
 
     @property
@@ -133,8 +141,9 @@ class Config:
             raise HCTreeError("set raw_epochs > 0 or raw_iters > 0 to give the raw split a budget.")
         if self.refinements and self.refine_iters == 0 and self.refine_epochs <= 0:
             raise HCTreeError("set refine_epochs > 0 or refine_iters > 0, or refinements=0.")
-        if self.seed_views < 0:
-            raise HCTreeError("setting seed_views must be >= 0.")
+        for name in ("seed_views", "seed_recolours"):
+            if getattr(self, name) < 0:
+                raise HCTreeError(f"setting {name} must be >= 0.")
         if self.compile not in COMPILE:
             raise HCTreeError(f"setting compile must be one of {', '.join(COMPILE)}.")
         if not 0 <= self.invert <= 1:
@@ -184,13 +193,14 @@ _SMALL = {
 
 # The default recipe of cpu and fast (docs/presets.md, "the seeded split"): a trunk
 # trained on random views, inherited down the tree, whose nearest-neighbour graph's
-# spectral cut seeds each raw split; no refinements (at these budgets they lowered
-# every score).
+# spectral cut seeds each raw split (on colour images, of features averaged over
+# recolourings); no refinements (at these budgets they lowered every score).
 _SEEDED = {
     "lambda_contrast": 1.0,
     "inherit": True,
     "split_init": "spectral",
     "tint": 0.5,
+    "seed_recolours": 8,
     "refinements": 0,
 }
 
@@ -511,6 +521,10 @@ def _seed_targets(
     """A child per image: the ``split_init`` clustering of the unit-length trunk features
     (weighted k-means, or spectral clustering of their nearest-neighbour graph).
 
+    With ``seed_views`` the features are averaged over random views of each image;
+    with ``seed_recolours`` (colour images only) over random recolourings, so that a
+    colour cast the trunk half ignores cannot carry the cut.
+
     Images outside the node get child 0 (they are never drawn). int64 ``[N]``.
     """
     config: Config = ctx.config
@@ -525,7 +539,16 @@ def _seed_targets(
         )
         return F.normalize(mean, dim=1)
 
-    embed = over_views if config.seed_views > 0 else unit
+    def over_recolours(x: torch.Tensor) -> torch.Tensor:
+        views = config.seed_recolours
+        total = sum(unit(colour_view(x, config.tint, gen)) for _ in range(views))
+        return F.normalize(total / views, dim=1)
+
+    embed = unit
+    if config.seed_views > 0:
+        embed = over_views
+    elif config.seed_recolours > 0 and ctx.images.shape[1] == 3:
+        embed = over_recolours
     feats = engine.predict_in_batches(embed, ctx.images, config.predict_batch, inside)
     rows = inside.nonzero().squeeze(1)
     if config.split_init == "spectral":
