@@ -50,12 +50,39 @@ def walk_embedding(graph: sp.csr_matrix, k: int, seed: int) -> np.ndarray:
     return walk[:, 1:].astype(np.float32)
 
 
+def merge_parts(graph: sp.csr_matrix, parts: np.ndarray, k: int) -> np.ndarray:
+    """Merge the graph's ``parts`` (int ``[M]`` in ``0..m-1``) into ``k`` groups.
+
+    Repeatedly joins the two groups most strongly linked: the most edges between
+    them relative to the smaller one's edges. A class cut into several parts is
+    joined back before two classes are, so the final cut runs between classes
+    rather than through one. Deterministic. Returns int64 ``[M]`` in ``0..k-1``.
+    """
+    m = int(parts.max()) + 1
+    rows = np.arange(len(parts))
+    onehot = sp.csr_matrix((np.ones(len(parts)), (rows, parts)), shape=(len(parts), m))
+    links = (onehot.T @ graph @ onehot).toarray()
+    group = np.arange(m)
+    while len(np.unique(group)) > k:
+        ids = np.unique(group)
+        member = (group[:, None] == ids[None, :]).astype(np.float64)  # [m, g]
+        between = member.T @ links @ member  # [g, g]
+        volume = member.T @ links.sum(1)  # [g]
+        score = between / np.minimum(volume[:, None], volume[None, :]).clip(min=1e-12)
+        score[np.tril_indices(len(ids))] = -np.inf
+        a, b = np.unravel_index(np.argmax(score), score.shape)
+        group[group == ids[b]] = ids[a]
+    _, labels = np.unique(group[parts], return_inverse=True)
+    return labels.astype(np.int64)
+
+
 def spectral_labels(
     feats: torch.Tensor,
     weights: torch.Tensor,
     k: int,
     gen: torch.Generator,
     neighbours: int = 10,
+    parts: int = 0,
 ) -> torch.Tensor:
     """Cluster unit-length rows ``feats`` float ``[M, F]`` into ``k`` groups.
 
@@ -63,8 +90,9 @@ def spectral_labels(
     weight (at most ``MAX_GRAPH``, heaviest first; a soft membership gives every
     other image a little weight too); its spectral embedding is clustered by
     weighted k-means, and every other row takes the majority group of its
-    neighbours in the graph. Returns int64 ``[M]`` labels in ``0..k-1``, numbered
-    by decreasing weight.
+    neighbours in the graph. With ``parts`` > ``k`` the embedding is cut into that
+    many parts first, which :func:`merge_parts` joins into ``k``. Returns int64
+    ``[M]`` labels in ``0..k-1``, numbered by decreasing weight.
     """
     m = feats.shape[0]
     own = int((weights >= 0.5 * weights.max()).sum())
@@ -75,8 +103,13 @@ def spectral_labels(
     base = feats[core]
     near = nearest_rows(base, base, neighbours, skip_self=True).cpu().numpy()
     seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen, device=gen.device))
-    embedding = torch.from_numpy(walk_embedding(knn_graph(near), k, seed)).to(feats.device)
-    core_labels = weighted_kmeans(embedding, weights[core], k, gen)
+    graph = knn_graph(near)
+    n_parts = parts if parts > k else k
+    embedding = torch.from_numpy(walk_embedding(graph, n_parts, seed)).to(feats.device)
+    core_labels = weighted_kmeans(embedding, weights[core], n_parts, gen)
+    if n_parts > k:
+        merged = merge_parts(graph, core_labels.cpu().numpy(), k)
+        core_labels = torch.from_numpy(merged).to(feats.device)
     labels = torch.full((m,), -1, dtype=torch.long, device=feats.device)
     labels[core] = core_labels
     rest = (labels < 0).nonzero().squeeze(1)

@@ -166,3 +166,29 @@ def test_spectral_labels_give_light_rows_their_neighbours_group():
     w[light] = 0.01
     labels = spectral_labels(x, w, 2, torch.Generator().manual_seed(1)).numpy()
     assert (labels == truth).all() or (labels == 1 - truth).all()
+
+
+def test_merge_parts_joins_the_pieces_of_a_class_before_two_classes():
+    import scipy.sparse as sp
+
+    from hctree.spectral import merge_parts
+
+    # six parts: 0-1, 2-3 and 4-5 are pieces of three classes, 1 and 2 touch weakly
+    links = np.eye(6) * 10
+    for a, b, w in [(0, 1, 5), (2, 3, 5), (4, 5, 5), (1, 2, 1)]:
+        links[a, b] = links[b, a] = w
+    graph = sp.csr_matrix(links)
+    assert merge_parts(graph, np.arange(6), 3).tolist() == [0, 0, 1, 1, 2, 2]
+    assert merge_parts(graph, np.arange(6), 2).tolist() == [0, 0, 0, 0, 1, 1]
+
+
+def test_spectral_labels_over_cut_and_merged_keep_both_arcs_whole():
+    from hctree.metrics import accuracy
+    from hctree.spectral import spectral_labels
+
+    x, truth = _arcs()
+    w = torch.ones(len(x))
+    labels = spectral_labels(x, w, 2, torch.Generator().manual_seed(0), parts=6).numpy()
+    assert accuracy(truth, labels) == 1.0
+    again = spectral_labels(x, w, 2, torch.Generator().manual_seed(0), parts=6).numpy()
+    np.testing.assert_array_equal(labels, again)

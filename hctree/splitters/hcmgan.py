@@ -101,6 +101,7 @@ class Config:
     embed_beta1: float = 0.5  # Adam's beta1 during the warm-up (the GAN phase uses beta1)
     split_init: str = "none"  # none | kmeans | spectral: raw split's C also fits a clustering
     spectral_neighbors: int = 10  # k of the nearest-neighbour graph when split_init=spectral
+    spectral_parts: int = 0  # > k: cut the graph into this many parts, then merge them into k
     seed_views: int = 0  # > 0: split_init clusters features averaged over this many views
     seed_recolours: int = 0  # > 0, colour images: ... averaged over this many recolourings
     lambda_target: float = 1.0  # weight of C's loss on real images against those targets
@@ -164,6 +165,8 @@ class Config:
             raise HCTreeError("setting embed_iters needs lambda_contrast > 0 (a projection head).")
         if self.split_init not in SPLIT_INITS:
             raise HCTreeError(f"setting split_init must be one of {', '.join(SPLIT_INITS)}.")
+        if self.spectral_parts < 0:
+            raise HCTreeError("setting spectral_parts must be >= 0.")
         if self.spectral_neighbors < 1:
             raise HCTreeError("setting spectral_neighbors must be at least 1.")
         if not (self.lambda_target >= 0 and math.isfinite(self.lambda_target)):
@@ -552,7 +555,9 @@ def _seed_targets(
     feats = engine.predict_in_batches(embed, ctx.images, config.predict_batch, inside)
     rows = inside.nonzero().squeeze(1)
     if config.split_init == "spectral":
-        labels = spectral_labels(feats[rows], parent[rows], ctx.k, gen, config.spectral_neighbors)
+        labels = spectral_labels(
+            feats[rows], parent[rows], ctx.k, gen, config.spectral_neighbors, config.spectral_parts
+        )
     else:
         labels = weighted_kmeans(feats[rows], parent[rows], ctx.k, gen)
     targets = torch.zeros(len(parent), dtype=torch.long, device=parent.device)
