@@ -76,6 +76,18 @@ def merge_parts(graph: sp.csr_matrix, parts: np.ndarray, k: int) -> np.ndarray:
     return labels.astype(np.int64)
 
 
+def normalized_cut(graph: sp.csr_matrix, labels: np.ndarray) -> float:
+    """The k-way normalised cut of ``labels`` (int ``[M]``) on a symmetric graph:
+    the sum over groups of the edges leaving the group over the group's edges."""
+    k = int(labels.max()) + 1
+    onehot = sp.csr_matrix(
+        (np.ones(len(labels)), (np.arange(len(labels)), labels)), shape=(len(labels), k)
+    )
+    links = (onehot.T @ graph @ onehot).toarray()
+    volume = links.sum(1)
+    return float(((volume - np.diag(links)) / volume.clip(min=1e-12)).sum())
+
+
 def spectral_labels(
     feats: torch.Tensor,
     weights: torch.Tensor,
@@ -90,9 +102,12 @@ def spectral_labels(
     weight (at most ``MAX_GRAPH``, heaviest first; a soft membership gives every
     other image a little weight too); its spectral embedding is clustered by
     weighted k-means, and every other row takes the majority group of its
-    neighbours in the graph. With ``parts`` > ``k`` the embedding is cut into that
-    many parts first, which :func:`merge_parts` joins into ``k``. Returns int64
-    ``[M]`` labels in ``0..k-1``, numbered by decreasing weight.
+    neighbours in the graph. With ``parts`` > ``k`` the embedding is also cut
+    into that many parts, which :func:`merge_parts` joins into ``k``, and the
+    cut with the lower :func:`normalized_cut` is kept: the merged one where a
+    spread-out class was cut through, the direct one where a node has no gap and
+    the merge would cut off a sliver. Returns int64 ``[M]`` labels in ``0..k-1``,
+    numbered by decreasing weight.
     """
     m = feats.shape[0]
     own = int((weights >= 0.5 * weights.max()).sum())
@@ -104,12 +119,13 @@ def spectral_labels(
     near = nearest_rows(base, base, neighbours, skip_self=True).cpu().numpy()
     seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen, device=gen.device))
     graph = knn_graph(near)
-    n_parts = parts if parts > k else k
-    embedding = torch.from_numpy(walk_embedding(graph, n_parts, seed)).to(feats.device)
-    core_labels = weighted_kmeans(embedding, weights[core], n_parts, gen)
-    if n_parts > k:
-        merged = merge_parts(graph, core_labels.cpu().numpy(), k)
-        core_labels = torch.from_numpy(merged).to(feats.device)
+    embedding = torch.from_numpy(walk_embedding(graph, max(k, parts), seed)).to(feats.device)
+    core_labels = weighted_kmeans(embedding[:, : k - 1], weights[core], k, gen)
+    if parts > k:
+        pieces = weighted_kmeans(embedding, weights[core], parts, gen).cpu().numpy()
+        merged = merge_parts(graph, pieces, k)
+        if normalized_cut(graph, merged) < normalized_cut(graph, core_labels.cpu().numpy()):
+            core_labels = torch.from_numpy(merged).to(feats.device)
     labels = torch.full((m,), -1, dtype=torch.long, device=feats.device)
     labels[core] = core_labels
     rest = (labels < 0).nonzero().squeeze(1)

@@ -192,3 +192,30 @@ def test_spectral_labels_over_cut_and_merged_keep_both_arcs_whole():
     assert accuracy(truth, labels) == 1.0
     again = spectral_labels(x, w, 2, torch.Generator().manual_seed(0), parts=6).numpy()
     np.testing.assert_array_equal(labels, again)
+
+
+def test_normalized_cut_counts_the_edges_leaving_each_group():
+    import scipy.sparse as sp
+
+    from hctree.spectral import normalized_cut
+
+    # two triangles joined by one edge: each side has degree sum 7, one edge leaves it
+    edges = [(0, 1), (1, 2), (0, 2), (3, 4), (4, 5), (3, 5), (2, 3)]
+    links = np.zeros((6, 6))
+    for a, b in edges:
+        links[a, b] = links[b, a] = 1
+    graph = sp.csr_matrix(links)
+    assert normalized_cut(graph, np.array([0, 0, 0, 1, 1, 1])) == pytest.approx(2 / 7)
+    assert normalized_cut(graph, np.array([0, 0, 1, 1, 1, 1])) > 2 / 7
+
+
+def test_spectral_labels_with_parts_never_keep_a_worse_cut():
+    from hctree.spectral import knn_graph, nearest_rows, normalized_cut, spectral_labels
+
+    x, _ = _arcs()
+    w = torch.ones(len(x))
+    graph = knn_graph(nearest_rows(x, x, 10, skip_self=True).numpy())
+    direct = spectral_labels(x, w, 2, torch.Generator().manual_seed(0)).numpy()
+    for parts in (4, 6, 8):
+        labels = spectral_labels(x, w, 2, torch.Generator().manual_seed(0), parts=parts).numpy()
+        assert normalized_cut(graph, labels) <= normalized_cut(graph, direct) + 1e-12
