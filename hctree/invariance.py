@@ -59,13 +59,7 @@ def augment(
         dim=(2, 3), keepdim=True
     )
     if c == 3:
-        sat = 1 + 0.4 * (2 * u[:, 8] - 1)[:, None, None, None] * jitter
-        grey = img.mean(dim=1, keepdim=True)
-        img = (img - grey) * sat + grey
-        if tint > 0:
-            img = _cast(img, tint, gen)
-        to_grey = (u[:, 9] < 0.2).float()[:, None, None, None]
-        img = img * (1 - to_grey) + img.mean(dim=1, keepdim=True) * to_grey
+        img = _recolour_step(img, u[:, 8], jitter, u[:, 9], tint, gen)
     img = img.clamp(0, 1)
     if invert > 0:
         flip = (torch.rand(b, generator=gen, device=x.device) < invert)[:, None, None, None]
@@ -95,17 +89,29 @@ def colour_view(x: torch.Tensor, tint: float, gen: torch.Generator) -> torch.Ten
     part of :func:`augment` alone (saturation jitter of 0.4, a cast of strength ``tint``
     with channel reordering, grey with probability 0.2), no framing or brightness change.
     """
-    b = x.shape[0]
-    u = torch.rand(b, 2, generator=gen, device=x.device)
-    img = (x + 1) / 2
-    sat = 1 + 0.4 * (2 * u[:, 0] - 1)[:, None, None, None]
+    u = torch.rand(x.shape[0], 2, generator=gen, device=x.device)
+    img = _recolour_step((x + 1) / 2, u[:, 0], 1.0, u[:, 1], tint, gen)
+    return img.clamp(0, 1) * 2 - 1
+
+
+def _recolour_step(
+    img: torch.Tensor,
+    u_sat: torch.Tensor,
+    jitter: torch.Tensor | float,
+    u_grey: torch.Tensor,
+    tint: float,
+    gen: torch.Generator,
+) -> torch.Tensor:
+    """The colour part of a view, on colour images ``[B,3,H,W]`` in [0, 1]: saturation
+    scaled by ``1 + 0.4 (2 u_sat - 1) jitter``, a cast of strength ``tint``, and grey
+    where ``u_grey < 0.2`` (``u_*`` uniform ``[B]``)."""
+    sat = 1 + 0.4 * (2 * u_sat - 1)[:, None, None, None] * jitter
     grey = img.mean(dim=1, keepdim=True)
     img = (img - grey) * sat + grey
     if tint > 0:
         img = _cast(img, tint, gen)
-    to_grey = (u[:, 1] < 0.2).float()[:, None, None, None]
-    img = img * (1 - to_grey) + img.mean(dim=1, keepdim=True) * to_grey
-    return img.clamp(0, 1) * 2 - 1
+    to_grey = (u_grey < 0.2).float()[:, None, None, None]
+    return img * (1 - to_grey) + img.mean(dim=1, keepdim=True) * to_grey
 
 
 def _cast(img: torch.Tensor, tint: float, gen: torch.Generator) -> torch.Tensor:
