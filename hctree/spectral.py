@@ -50,6 +50,14 @@ def walk_embedding(graph: sp.csr_matrix, k: int, seed: int) -> np.ndarray:
     return walk[:, 1:].astype(np.float32)
 
 
+def group_links(graph: sp.csr_matrix, labels: np.ndarray) -> np.ndarray:
+    """Edge weights between groups: float ``[g, g]`` for ``labels`` int ``[M]`` in ``0..g-1``."""
+    g = int(labels.max()) + 1
+    rows = np.arange(len(labels))
+    onehot = sp.csr_matrix((np.ones(len(labels)), (rows, labels)), shape=(len(labels), g))
+    return (onehot.T @ graph @ onehot).toarray()
+
+
 def merge_parts(graph: sp.csr_matrix, parts: np.ndarray, k: int) -> np.ndarray:
     """Merge the graph's ``parts`` (int ``[M]`` in ``0..m-1``) into ``k`` groups.
 
@@ -58,11 +66,8 @@ def merge_parts(graph: sp.csr_matrix, parts: np.ndarray, k: int) -> np.ndarray:
     joined back before two classes are, so the final cut runs between classes
     rather than through one. Deterministic. Returns int64 ``[M]`` in ``0..k-1``.
     """
-    m = int(parts.max()) + 1
-    rows = np.arange(len(parts))
-    onehot = sp.csr_matrix((np.ones(len(parts)), (rows, parts)), shape=(len(parts), m))
-    links = (onehot.T @ graph @ onehot).toarray()
-    group = np.arange(m)
+    links = group_links(graph, parts)
+    group = np.arange(len(links))
     while len(np.unique(group)) > k:
         ids = np.unique(group)
         member = (group[:, None] == ids[None, :]).astype(np.float64)  # [m, g]
@@ -79,11 +84,7 @@ def merge_parts(graph: sp.csr_matrix, parts: np.ndarray, k: int) -> np.ndarray:
 def normalized_cut(graph: sp.csr_matrix, labels: np.ndarray) -> float:
     """The k-way normalised cut of ``labels`` (int ``[M]``) on a symmetric graph:
     the sum over groups of the edges leaving the group over the group's edges."""
-    k = int(labels.max()) + 1
-    onehot = sp.csr_matrix(
-        (np.ones(len(labels)), (np.arange(len(labels)), labels)), shape=(len(labels), k)
-    )
-    links = (onehot.T @ graph @ onehot).toarray()
+    links = group_links(graph, labels)
     volume = links.sum(1)
     return float(((volume - np.diag(links)) / volume.clip(min=1e-12)).sum())
 
