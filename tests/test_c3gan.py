@@ -254,6 +254,56 @@ def test_fake_tint_changes_training_on_colour_images_only(trouser_bag):
     np.testing.assert_array_equal(plain, cast)
 
 
+def test_warm_up_trains_the_semantic_path_and_resumes_across_its_end(small):
+    images, membership, config = small
+    config = dataclasses.replace(config, embed_iters=4)
+    whole = C3GANSplitter().run_stage("train", split_context(images, membership, config))
+    assert whole.curves["step"].tolist() == [2, 4, 6, 8, 10, 12]
+    assert np.isfinite(whole.curves["embed"][:2]).all()
+    plain = C3GANSplitter().run_stage(
+        "train", split_context(images, membership, dataclasses.replace(config, embed_iters=0))
+    )
+    assert not np.allclose(whole.memberships, plain.memberships)
+
+    saved = MemoryCheckpointer(due_every=100)
+    with pytest.raises(Interrupted):
+        C3GANSplitter().run_stage(
+            "train",
+            split_context(images, membership, config, checkpoint=saved, should_stop=stop_after(5)),
+        )
+    resumed = C3GANSplitter().run_stage(
+        "train",
+        split_context(images, membership, config, checkpoint=MemoryCheckpointer(saved.blob)),
+    )
+    assert np.array_equal(whole.memberships, resumed.memberships)
+
+
+def test_a_child_split_inherits_the_parent_networks_and_skips_the_warm_up(small):
+    images, membership, config = small
+    config = dataclasses.replace(config, embed_iters=4, inherit=True)
+    parent = C3GANSplitter().run_stage("train", split_context(images, membership, config))
+    child_mass = torch.from_numpy(parent.memberships[0])
+    child = C3GANSplitter().run_stage(
+        "train",
+        split_context(images, child_mass, config, seed=11, node="r0", parent_models=parent.models),
+    )
+    assert child.curves["step"].tolist() == [2, 4, 6, 8]  # no warm-up: 8 GAN iterations
+    fresh = C3GANSplitter().run_stage(
+        "train",
+        split_context(images, child_mass, dataclasses.replace(config, inherit=False), seed=11),
+    )
+
+    # after 8 small steps the inherited discriminator is still close to its parent's
+    def distance(models):
+        return sum(
+            float(np.abs(value - models["discriminator"][name]).sum())
+            for name, value in parent.models["discriminator"].items()
+            if value.dtype.kind == "f"
+        )
+
+    assert distance(child.models) < distance(fresh.models) / 2
+
+
 @pytest.mark.parametrize(
     "overrides",
     [
@@ -268,6 +318,7 @@ def test_fake_tint_changes_training_on_colour_images_only(trouser_bag):
         {"no_such_setting": 1},
         {"iterations": "many"},
         {"grouping": "nearest"},
+        {"embed_iters": -1},
     ],
 )
 def test_bad_settings_are_user_errors(overrides):

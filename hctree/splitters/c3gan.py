@@ -81,6 +81,8 @@ class Config:
     tint: float = 0.0  # colour-cast strength of the contrastive view (colour images; 0: paper)
     fake_tint: float = 0.0  # colour cast of generated images as D sees them (0: paper)
     grouping: str = "ward"  # how clusters become children: "ward" on means, "graph" (kNN cut)
+    embed_iters: int = 0  # contrastive warm-up steps of D's semantic path before the GAN (0: paper)
+    inherit: bool = False  # start G and D from the parent split's networks (False: paper)
     predict_batch: int = 1024
     bn_batches: int = 50
     log_every: int = 20  # iterations between progress reports and curve points
@@ -94,6 +96,8 @@ class Config:
         for name in positive_ints:
             if getattr(self, name) < 1:
                 raise HCTreeError(f"setting {name} must be at least 1, not {getattr(self, name)}.")
+        if self.embed_iters < 0:
+            raise HCTreeError(f"setting embed_iters must be 0 or more, not {self.embed_iters}.")
         if self.batch_size < 2:
             raise HCTreeError(f"setting batch_size must be at least 2, not {self.batch_size}.")
         for name in ("g_width", "d_width"):
@@ -243,6 +247,22 @@ class _Trainer:
     rng: torch.Generator
     n_clusters: int
 
+    def embed_step(self, images: torch.Tensor, membership: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One NT-Xent step of D's semantic path on two views of a real batch (warm-up)."""
+        cfg, b = self.config, self.config.batch_size
+        real = engine.sample_batch(images, membership, b, self.rng)
+        views = [augment(real, cfg.crop_scale_min, self.rng, cfg.tint) for _ in "ab"]
+        x = torch.cat(views)
+        if x.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        self.opt_d.zero_grad(set_to_none=True)
+        with _autocast(x.device):
+            h = self.disc.semantic(x)
+        loss = nt_xent(h[:b], h[b:], cfg.tau)
+        loss.backward()
+        self.opt_d.step()
+        return {"embed": loss.detach()}
+
     def step(self, images: torch.Tensor, membership: torch.Tensor) -> dict[str, torch.Tensor]:
         """One D update and one G update; returns the loss terms (tensors, no sync)."""
         cfg, device, b = self.config, images.device, self.config.batch_size
@@ -331,15 +351,34 @@ class _Trainer:
         return int(state["iteration"]), dict(state["losses"])
 
 
-def _new_trainer(ctx: SplitContext, n_clusters: int) -> _Trainer:
+def _inherit(module: torch.nn.Module, stored: dict[str, Any] | None) -> bool:
+    """Load the stored tensors whose names and shapes match; whether all of them did."""
+    if not stored:
+        return False
+    own = module.state_dict()
+    shared = {
+        key: torch.from_numpy(np.asarray(value))
+        for key, value in stored.items()
+        if key in own and tuple(own[key].shape) == tuple(np.shape(value))
+    }
+    module.load_state_dict(shared, strict=False)
+    return len(shared) == len(own)
+
+
+def _new_trainer(ctx: SplitContext, n_clusters: int) -> tuple[_Trainer, bool]:
+    """The split's trainer, and whether its networks were inherited from the parent split."""
     cfg: Config = ctx.config
     gen_net, disc = build_models(cfg, tuple(ctx.images.shape[1:]), n_clusters)
     init_rng = torch.Generator().manual_seed(engine.derive_seed(ctx.seed, "c3gan-init"))
     init_weights(gen_net, init_rng)
     init_weights(disc, init_rng)
+    inherited = False
+    if cfg.inherit and ctx.parent_models:
+        inherited = _inherit(disc, ctx.parent_models.get("discriminator"))
+        _inherit(gen_net, ctx.parent_models.get("generator"))
     gen_net = _to_device(gen_net, ctx.device)
     disc = _to_device(disc, ctx.device)
-    return _Trainer(
+    trainer = _Trainer(
         config=cfg,
         gen_net=gen_net,
         disc=disc,
@@ -348,6 +387,7 @@ def _new_trainer(ctx: SplitContext, n_clusters: int) -> _Trainer:
         rng=engine.make_generator(engine.derive_seed(ctx.seed, "c3gan-train"), ctx.device),
         n_clusters=n_clusters,
     )
+    return trainer, inherited
 
 
 # ---------------------------------------------------------------- clusters -> children
@@ -447,20 +487,25 @@ class C3GANSplitter:
             raise ValueError(f"c3gan has one stage, 'train', not {stage!r}")
         cfg: Config = ctx.config
         n_clusters = ctx.k * cfg.overcluster
-        trainer = _new_trainer(ctx, n_clusters)
+        trainer, inherited = _new_trainer(ctx, n_clusters)
+        warm = 0 if inherited else cfg.embed_iters
+        total = warm + cfg.iterations
         start, losses = 0, {}
         saved = ctx.checkpoint.load()
         if saved is not None:
             start, losses = trainer.restore(saved)
         curve = LossCurve.from_arrays(None if saved is None else saved.get("curve"))
 
-        ctx.progress.start(f"{ctx.node} {stage}", cfg.iterations, start)
+        ctx.progress.start(f"{ctx.node} {stage}", total, start)
         trainer.gen_net.train()
         trainer.disc.train()
-        for it in range(start, cfg.iterations):
-            losses = trainer.step(ctx.images, ctx.membership)
+        for it in range(start, total):
+            if it < warm:
+                losses = trainer.embed_step(ctx.images, ctx.membership)
+            else:
+                losses = trainer.step(ctx.images, ctx.membership)
             done = it + 1
-            if done % cfg.log_every == 0 or done == cfg.iterations:
+            if done % cfg.log_every == 0 or done == total:
                 ctx.progress.update(done, curve.record(done, losses))
             if ctx.should_stop():
                 ctx.checkpoint.save({**trainer.state(done, losses), "curve": curve.arrays()})
