@@ -4,9 +4,9 @@
 
 For each split in growth order it embeds the node's own images (membership at
 least half the largest) with the split's stored trunk, as the seeding does
-(averaged over ``seed_recolours`` recolourings for colour images), and cuts them
-in two with ``spectral_labels``: directly, and with ``parts=m`` (cut into m
-parts, then merged). For each cut it prints the class integrity (the share of
+(``hctree.splitters.hcmgan.seed_embedding``: averaged over views or recolourings
+as the configuration asks), and cuts them in two with ``spectral_labels``:
+directly, and with ``parts=m`` (cut into m parts, then merged). For each cut it prints the class integrity (the share of
 each class's images, among classes above 5% of the node, on that class's
 majority side: 1 when no class is cut through) and the NMI between cut and class.
 Needs a labelled tree of a splitter with ``features`` (hcmgan).
@@ -18,14 +18,13 @@ import argparse
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from sklearn.metrics import normalized_mutual_info_score
 
-from hctree.invariance import colour_view
 from hctree.render import tree_images
 from hctree.spectral import spectral_labels
 from hctree.splitters import get_splitter
 from hctree.splitters.base import config_from_json
+from hctree.splitters.hcmgan import seed_embedding
 from hctree.tree import open_tree
 
 
@@ -51,22 +50,19 @@ def main() -> None:
     cls = get_splitter(str(tree.attrs["splitter"]))
     config = config_from_json(cls, str(tree.attrs["config_json"]))
     shape = tuple(images.shape[1:])
-    recolours = getattr(config, "seed_recolours", 0) if shape[0] == 3 else 0
     for name in tree.split_sequence:
         weight = torch.from_numpy(tree.node(name).membership).float()
         rows = (weight >= 0.5 * weight.max()).nonzero().squeeze(1)
         embed = cls().features(tree.models(name), config, shape, torch.device("cpu"))
         gen = torch.Generator().manual_seed(0)
-        feats = []
+        seed_features = seed_embedding(embed, config, shape[0], gen)
         with torch.no_grad():
-            for start in range(0, len(rows), 1024):
-                x = images[rows[start : start + 1024]].float() / 127.5 - 1
-                if recolours:
-                    views = [embed(colour_view(x, config.tint, gen)) for _ in range(recolours)]
-                    feats.append(F.normalize(sum(views) / recolours, dim=1))
-                else:
-                    feats.append(embed(x))
-        feats = torch.cat(feats)
+            feats = torch.cat(
+                [
+                    seed_features(images[rows[start : start + 1024]].float() / 127.5 - 1)
+                    for start in range(0, len(rows), 1024)
+                ]
+            )
         labels = tree.labels[rows.numpy()]
         line = [f"{name:8s} images {len(rows):6d}"]
         for parts in [0, *(int(p) for p in args.parts.split(","))]:

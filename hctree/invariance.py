@@ -69,18 +69,14 @@ def augment(
 
 def view_mean(
     embed: Callable[[torch.Tensor], torch.Tensor],
+    view: Callable[[torch.Tensor], torch.Tensor],
     x: torch.Tensor,
     views: int,
-    crop_scale_min: float,
-    gen: torch.Generator,
-    tint: float = 0.0,
-    invert: float = 0.0,
 ) -> torch.Tensor:
-    """``embed`` of ``views`` random views of ``x`` (float ``[B,C,H,W]`` in [-1, 1]), averaged.
-
-    What the views vary is averaged out of the features: float ``[B, F]``.
+    """``embed`` of ``views`` random ``view``s of ``x`` (float ``[B,C,H,W]`` in [-1, 1]),
+    averaged: what the views vary is averaged out of the features, float ``[B, F]``.
     """
-    total = sum(embed(augment(x, crop_scale_min, gen, tint, invert)).float() for _ in range(views))
+    total = sum(embed(view(x)).float() for _ in range(views))
     return total / views
 
 

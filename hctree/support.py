@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from hctree.engine import make_generator, to_unit
-from hctree.invariance import view_mean
+from hctree.invariance import augment, view_mean
 from hctree.spectral import knn_graph, nearest_rows, walk_embedding
 
 SAMPLE = 2000  # images drawn (by membership) for the test: enough to see, fast
@@ -137,8 +137,12 @@ def view_mean_features(
     gen = make_generator(seed, images.device)
     crop = float(getattr(config, "crop_scale_min", 0.4))
     tint, invert = float(getattr(config, "tint", 0.0)), float(getattr(config, "invert", 0.0))
+
+    def view(x: torch.Tensor) -> torch.Tensor:
+        return augment(x, crop, gen, tint, invert)
+
     out = [
-        view_mean(embed, to_unit(images[start : start + batch]), views, crop, gen, tint, invert)
+        view_mean(embed, view, to_unit(images[start : start + batch]), views)
         for start in range(0, images.shape[0], batch)
     ]
     return torch.cat(out).cpu().numpy()

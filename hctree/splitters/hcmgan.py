@@ -517,41 +517,51 @@ def _train_step(
     return out
 
 
+def seed_embedding(
+    trunk: Callable[[torch.Tensor], torch.Tensor],
+    config: Config,
+    channels: int,
+    gen: torch.Generator,
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The features a raw split is seeded on: images in [-1, 1] -> unit rows ``[B, F]``.
+
+    ``trunk`` gives a discriminator's features. With ``seed_views`` they are averaged
+    over random views of each image; with ``seed_recolours`` (colour images only) over
+    random recolourings, so that a colour cast the trunk half ignores cannot carry the cut.
+    """
+
+    def unit(x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(trunk(x).float(), dim=1)
+
+    if config.seed_views > 0:
+        views = config.seed_views
+
+        def view(x: torch.Tensor) -> torch.Tensor:
+            return augment(x, config.crop_scale_min, gen, config.tint, config.invert)
+
+    elif config.seed_recolours > 0 and channels == 3:
+        views = config.seed_recolours
+
+        def view(x: torch.Tensor) -> torch.Tensor:
+            return colour_view(x, config.tint, gen)
+
+    else:
+        return unit
+    return lambda x: F.normalize(view_mean(unit, view, x, views), dim=1)
+
+
 @torch.no_grad()
 def _seed_targets(
     disc: Discriminator, ctx: SplitContext, parent: torch.Tensor, gen: torch.Generator
 ) -> torch.Tensor:
-    """A child per image: the ``split_init`` clustering of the unit-length trunk features
-    (weighted k-means, or spectral clustering of their nearest-neighbour graph).
-
-    With ``seed_views`` the features are averaged over random views of each image;
-    with ``seed_recolours`` (colour images only) over random recolourings, so that a
-    colour cast the trunk half ignores cannot carry the cut.
+    """A child per image: the ``split_init`` clustering of the :func:`seed_embedding`
+    features (weighted k-means, or spectral clustering of their nearest-neighbour graph).
 
     Images outside the node get child 0 (they are never drawn). int64 ``[N]``.
     """
     config: Config = ctx.config
     inside = parent > 0
-
-    def unit(x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(disc.features(x).float(), dim=1)
-
-    def over_views(x: torch.Tensor) -> torch.Tensor:
-        mean = view_mean(
-            unit, x, config.seed_views, config.crop_scale_min, gen, config.tint, config.invert
-        )
-        return F.normalize(mean, dim=1)
-
-    def over_recolours(x: torch.Tensor) -> torch.Tensor:
-        views = config.seed_recolours
-        total = sum(unit(colour_view(x, config.tint, gen)) for _ in range(views))
-        return F.normalize(total / views, dim=1)
-
-    embed = unit
-    if config.seed_views > 0:
-        embed = over_views
-    elif config.seed_recolours > 0 and ctx.images.shape[1] == 3:
-        embed = over_recolours
+    embed = seed_embedding(disc.features, config, ctx.images.shape[1], gen)
     feats = engine.predict_in_batches(embed, ctx.images, config.predict_batch, inside)
     rows = inside.nonzero().squeeze(1)
     if config.split_init == "spectral":
