@@ -87,6 +87,28 @@ def test_graph_grouping_keeps_each_arc_whole_where_ward_mixes_them():
     assert again[1].tolist() == graph.tolist()
 
 
+def test_graph_grouping_over_cuts_when_asked_and_still_keeps_each_arc_whole(monkeypatch):
+    import hctree.splitters.grouping as grouping
+
+    asked = []
+    real = grouping.spectral_labels
+
+    def spy(*args, **kwargs):
+        asked.append(kwargs.get("parts", 0))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(grouping, "spectral_labels", spy)
+    features, probs, arc = _two_arcs()
+    membership = torch.ones(len(arc))
+    gen = torch.Generator().manual_seed(3)
+    memberships, groups, _ = split_by_clusters(
+        probs, features, membership, 2, "graph", gen, parts=6
+    )
+    assert asked == [6]
+    assert groups.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert (memberships.argmax(0) == arc).all()
+
+
 def test_graph_grouping_gives_every_child_a_cluster():
     features, _, arc = _two_arcs()
     # every cluster is spread over both arcs, heavier on arc 0, so all of them vote

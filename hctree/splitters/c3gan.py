@@ -81,6 +81,7 @@ class Config:
     tint: float = 0.0  # colour-cast strength of the contrastive view (colour images; 0: paper)
     fake_tint: float = 0.0  # colour cast of generated images as D sees them (0: paper)
     grouping: str = "ward"  # how clusters become children: "ward" on means, "graph" (kNN cut)
+    spectral_parts: int = 0  # graph grouping: also over-cut into this many parts and merge
     embed_iters: int = 0  # contrastive warm-up steps of D's semantic path before the GAN (0: paper)
     inherit: bool = False  # start G and D from the parent split's networks (False: paper)
     predict_batch: int = 1024
@@ -96,6 +97,8 @@ class Config:
         for name in positive_ints:
             if getattr(self, name) < 1:
                 raise HCTreeError(f"setting {name} must be at least 1, not {getattr(self, name)}.")
+        if self.spectral_parts < 0:
+            raise HCTreeError(f"setting spectral_parts must be >= 0, not {self.spectral_parts}.")
         if self.embed_iters < 0:
             raise HCTreeError(f"setting embed_iters must be 0 or more, not {self.embed_iters}.")
         if self.batch_size < 2:
@@ -537,7 +540,7 @@ class C3GANSplitter:
         q, h = out[:, :n_clusters], out[:, n_clusters:]
         gen = engine.make_generator(engine.derive_seed(ctx.seed, "c3gan-group"), ctx.device)
         memberships, groups, mass = split_by_clusters(
-            q, h, ctx.membership, ctx.k, cfg.grouping, gen
+            q, h, ctx.membership, ctx.k, cfg.grouping, gen, cfg.spectral_parts
         )
 
         parent_mass = float(ctx.membership.sum())

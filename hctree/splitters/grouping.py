@@ -27,6 +27,7 @@ def split_by_clusters(
     k: int,
     method: str = "ward",
     gen: torch.Generator | None = None,
+    parts: int = 0,
 ) -> tuple[torch.Tensor, np.ndarray, torch.Tensor]:
     """Children memberships from cluster probabilities, grouping the clusters by ``method``.
 
@@ -34,8 +35,9 @@ def split_by_clusters(
     features; membership: float ``[N]`` of the node. Each cluster gets a mass (summed
     probability times membership). ``ward``: each cluster's prototype (the mass-weighted
     mean feature) is merged into ``k`` groups by :func:`ward_groups`. ``graph``: see
-    :func:`graph_groups` (``gen`` seeds it). A child's membership is its group's summed
-    probability times the parent's, so children sum to the parent.
+    :func:`graph_groups` (``gen`` seeds it; ``parts`` as in :func:`spectral_labels`).
+    A child's membership is its group's summed probability times the parent's, so
+    children sum to the parent.
     Returns memberships float ``[k, N]``, cluster_to_child int64 ``[Y]``, mass float ``[Y]``.
     """
     weights = probs * membership[:, None]
@@ -43,7 +45,7 @@ def split_by_clusters(
     if method == "graph":
         if gen is None:
             raise ValueError("graph grouping needs a generator")
-        groups = graph_groups(probs, features, membership, k, gen)
+        groups = graph_groups(probs, features, membership, k, gen, parts)
     elif method == "ward":
         prototypes = (weights.T @ features) / mass.clamp_min(1e-12)[:, None]
         groups = ward_groups(prototypes.double().cpu().numpy(), mass.double().cpu().numpy(), k)
@@ -88,11 +90,13 @@ def graph_groups(
     membership: torch.Tensor,
     k: int,
     gen: torch.Generator,
+    parts: int = 0,
 ) -> np.ndarray:
     """Give each of ``Y`` clusters to the graph part holding most of its mass.
 
     The node's images (rows with membership > 0) are cut into ``k`` parts by
-    :func:`spectral_labels` on ``features``; cluster ``y``'s vote for part ``j`` is
+    :func:`spectral_labels` on ``features`` (over-cut into ``parts`` and merged
+    where that cut is the better one); cluster ``y``'s vote for part ``j`` is
     ``sum_i s_i q_iy [part_i = j]``. A part that wins no cluster takes, from a group
     of two or more, the cluster whose mass lies most in it, so every child is used.
     Returns int64 ``[Y]`` group ids in ``0..k-1``, numbered by first member.
@@ -101,10 +105,10 @@ def graph_groups(
     if n_clusters < k:
         raise ValueError(f"cannot group {n_clusters} clusters into {k} children")
     rows = (membership > 0).nonzero().squeeze(1)
-    parts = spectral_labels(features[rows].float(), membership[rows].float(), k, gen)
+    cut = spectral_labels(features[rows].float(), membership[rows].float(), k, gen, parts=parts)
     weights = (probs[rows] * membership[rows, None]).double()
     votes = torch.zeros(k, n_clusters, dtype=torch.float64, device=probs.device)
-    votes.index_add_(0, parts, weights)
+    votes.index_add_(0, cut, weights)
     votes = votes.T.cpu().numpy()  # [Y, k]
     share = votes / np.maximum(votes.sum(1, keepdims=True), 1e-12)
     groups = votes.argmax(1)
