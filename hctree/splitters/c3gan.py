@@ -465,13 +465,13 @@ class C3GANSplitter:
         "fast": {
             "iterations": 6000, "batch_size": 64, "overcluster": 3, "g_width": 256,
             "g_res_blocks": 1, "d_width": 64, "h_dim": 256, "lambda_entropy": 1.0, "tint": 1.0,
-            "fake_tint": 1.0,
+            "fake_tint": 1.0, "grouping": "graph", "spectral_parts": 8,
         },
         "cpu": {
             "iterations": 400, "batch_size": 32, "overcluster": 2, "z_dim": 32, "cz_dim": 8,
             "g_width": 32, "g_res_blocks": 0, "d_width": 16, "h_dim": 64,
             "crop_scale_min": 0.4, "lr": 5e-4, "lambda_entropy": 2.0, "bn_batches": 20,
-            "tint": 1.0, "fake_tint": 1.0,
+            "tint": 1.0, "fake_tint": 1.0, "grouping": "graph", "spectral_parts": 8,
         },
         "tiny": {
             "iterations": 60, "batch_size": 32, "overcluster": 2, "z_dim": 16, "cz_dim": 4,
