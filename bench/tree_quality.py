@@ -31,6 +31,7 @@ def main() -> None:
     parser.add_argument("--splitter", default="hcmgan")
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--branching", type=int, default=2)
+    parser.add_argument("--leaf-order", default=None, choices=["mass", "supported"])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None)
@@ -56,6 +57,7 @@ def main() -> None:
         device=args.device,
         seed=args.seed,
         branching=args.branching,
+        leaf_order=args.leaf_order,
         threads=args.threads,
         progress=None if args.quiet else TextProgress(),
     )
@@ -68,6 +70,7 @@ def main() -> None:
                 "splitter": args.splitter,
                 "preset": args.preset,
                 "branching": args.branching,
+                "leaf_order": args.leaf_order or "mass",
                 "settings": overrides,
                 "n": len(data),
                 "leaves": len(tree.leaves),

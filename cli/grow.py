@@ -67,6 +67,13 @@ def parse_leaves(text: str) -> int | str:
     help="Override one preset field (repeatable).",
 )
 @click.option("--branching", type=int, default=None, help="Children per split [default: 2].")
+@click.option(
+    "--leaf-order",
+    type=click.Choice(["mass", "supported"]),
+    default=None,
+    help="Which leaf to split next: the heaviest, or the heaviest whose split the data "
+    "support first [default: mass; stored with the tree].",
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--seed", default=0, show_default=True, help="Seed for the subset and all training.")
 @click.option("--size", type=int, default=None, help="Resize images to SIZE x SIZE.")
@@ -118,6 +125,7 @@ def grow(
     preset,
     settings,
     branching,
+    leaf_order,
     device,
     seed,
     size,
@@ -156,6 +164,7 @@ def grow(
         device=device,
         seed=seed,
         branching=branching,
+        leaf_order=leaf_order,
         checkpoint_every=checkpoint_every,
         progress=progress,
         threads=threads,

@@ -26,6 +26,7 @@ from hctree.engine import configure_threads, deterministic_kernels, resolve_devi
 from hctree.errors import HCTreeError, Interrupted
 from hctree.report import mix_text
 from hctree.schedule import (
+    LEAF_ORDERS,
     Goal,
     InlineExecutor,
     StageOutcome,
@@ -34,6 +35,7 @@ from hctree.schedule import (
     frontier,
     leaf_count,
     next_job,
+    supported_first,
 )
 from hctree.splitters import get_splitter, make_config
 from hctree.splitters.base import NullProgress, Progress, config_from_json, config_to_json
@@ -131,7 +133,13 @@ class StopFlag:
 
 
 def _new_record(
-    data: ImageSet, splitter: str, preset: str, config: Any, seed: int, branching: int
+    data: ImageSet,
+    splitter: str,
+    preset: str,
+    config: Any,
+    seed: int,
+    branching: int,
+    leaf_order: str = "mass",
 ) -> TreeRecord:
     c, h, w = data.image_shape
     attrs = {
@@ -145,6 +153,7 @@ def _new_record(
         "config_json": config_to_json(config),
         "seed": seed,
         "branching": branching,
+        "leaf_order": leaf_order,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "splits_done": 0,
     }
@@ -173,9 +182,13 @@ def _check_same(
     overrides: dict[str, Any],
     seed: int | None,
     branching: int | None,
+    leaf_order: str | None = None,
 ) -> Any:
     """Refuse options that contradict the stored tree; return the stored config."""
     attrs = record.attrs
+    stored_order = str(attrs.get("leaf_order", "mass"))
+    if leaf_order is not None and leaf_order != stored_order:
+        raise HCTreeError(f"{path} was grown with --leaf-order {stored_order}, not {leaf_order}.")
     if seed is not None and int(attrs["seed"]) != seed:
         raise HCTreeError(f"{path} was grown with --seed {attrs['seed']}, not {seed}.")
     if attrs["dataset_fingerprint"] != data.fingerprint:
@@ -236,11 +249,15 @@ def grow(
     workers: int = 1,
     ray_address: str | None = None,
     deterministic: bool = False,
+    leaf_order: str | None = None,
 ) -> Tree:
     """Grow (or resume growing) the tree in ``out`` until it has ``leaves`` leaves.
 
     ``leaves="auto"`` splits while the data support it (hctree.support: a split whose
     children do not form two modes keeps its node as a leaf), up to ``max_leaves``.
+    A fixed count splits the heaviest leaf next (``leaf_order="mass"``, the default);
+    ``"supported"`` passes over a leaf whose split the data do not support while
+    another leaf's split is left to try (stored with the tree).
 
     A new file is created when ``out`` does not exist; otherwise the stored tree is
     continued, and options that contradict it raise HCTreeError. SIGINT/SIGTERM stop
@@ -273,6 +290,10 @@ def grow(
         )
     if branching is not None and branching < 2:
         raise HCTreeError(f"--branching must be at least 2, not {branching}.")
+    if leaf_order is not None and leaf_order not in LEAF_ORDERS:
+        raise HCTreeError(
+            f"--leaf-order must be one of {', '.join(LEAF_ORDERS)}, not {leaf_order!r}."
+        )
     if branching is not None and cls.max_branching is not None and branching > cls.max_branching:
         raise HCTreeError(
             f"splitter {splitter} splits into at most {cls.max_branching} children, not {branching}."
@@ -290,7 +311,9 @@ def grow(
     with WriterLock(out):
         if out.exists():
             record = read_tree(out)
-            config = _check_same(record, out, data, splitter, preset, overrides, seed, branching)
+            config = _check_same(
+                record, out, data, splitter, preset, overrides, seed, branching, leaf_order
+            )
             if leaves < leaf_count(record) and not auto:
                 raise HCTreeError(
                     f"{out} already has {leaf_count(record)} leaves, more than --leaves {leaves}; "
@@ -299,7 +322,9 @@ def grow(
         else:
             preset = preset or ("fast" if torch_device.type == "cuda" else "cpu")
             config = make_config(cls, preset, overrides)
-            record = _new_record(data, splitter, preset, config, seed or 0, branching or 2)
+            record = _new_record(
+                data, splitter, preset, config, seed or 0, branching or 2, leaf_order or "mass"
+            )
             out.parent.mkdir(parents=True, exist_ok=True)
             write_tree(out, record)
         if leaf_count(record) < leaves:
@@ -441,12 +466,14 @@ def _commit_turns(
             node.split_attrs.clear()
             node.status = "leaf"
             break
-        support = _support(node) if node.status == "ready" and goal.auto else None
+        judged = goal.auto or supported_first(record)
+        support = _support(node) if node.status == "ready" and judged else None
         if support is not None and not support.supported:
             node.status = "kept"
+            later = "" if goal.auto else "; other leaves first"
             progress.message(
-                f"{node.name} stays a leaf: its images form one cluster (its thinnest cut is "
-                f"{support.ratio:.2f} of a like Gaussian's; a split needs < {support.threshold})."
+                f"{node.name} stays a leaf{later}: its images form one cluster (its thinnest cut "
+                f"is {support.ratio:.2f} of a like Gaussian's; a split needs < {support.threshold})."
             )
             continue
         _finish_split(record, node, node.stages[final].memberships, final)

@@ -31,6 +31,7 @@ from hctree.support import Support, node_support, sample_rows, view_mean_feature
 from hctree.tree import CHILD_DIGITS
 
 MASS_TOLERANCE = 1e-4
+LEAF_ORDERS = ("mass", "supported")  # which leaf a fixed-count tree splits next
 AUTO_MIN_FRACTION = 0.01  # --leaves auto never splits a leaf with less of the images
 WAITING = ("leaf", "splitting")  # a leaf whose split has not finished
 
@@ -82,7 +83,10 @@ def candidates(record: TreeRecord, auto: bool) -> list[NodeRecord]:
 
     Includes ``ready`` leaves (finished, waiting for their turn). With ``auto``,
     ``kept`` leaves (split refused) and leaves below ``AUTO_MIN_FRACTION`` of the
-    images are passed over; otherwise a ``kept`` leaf is a candidate like any other.
+    images are passed over; otherwise a ``kept`` leaf is a candidate like any other,
+    except that with the ``supported`` leaf order (:func:`supported_first`) kept
+    leaves come after every other: a split the data do not support is committed
+    only when no other leaf's split is left to try.
     """
     nodes = record.nodes.values()
     if auto:
@@ -90,7 +94,13 @@ def candidates(record: TreeRecord, auto: bool) -> list[NodeRecord]:
         leaves = [n for n in nodes if n.status in (*WAITING, "ready") and n.mass >= smallest]
     else:
         leaves = [n for n in nodes if n.status in (*WAITING, "ready", "kept")]
-    return sorted(leaves, key=lambda n: (-round(n.mass, 3), n.name))
+    last = supported_first(record) and not auto
+    return sorted(leaves, key=lambda n: (last and n.status == "kept", -round(n.mass, 3), n.name))
+
+
+def supported_first(record: TreeRecord) -> bool:
+    """Whether the tree splits supported leaves first (its stored ``leaf_order``)."""
+    return str(record.attrs.get("leaf_order", "mass")) == "supported"
 
 
 def leaf_count(record: TreeRecord) -> int:

@@ -79,6 +79,57 @@ def test_a_split_run_ahead_with_another_k_is_run_again():
     assert record.nodes["r0"].status == "leaf" and not record.nodes["r0"].stages
 
 
+def _judged(node: NodeRecord, ratio: float) -> None:
+    """A ready split whose stored support test gives ``ratio`` (supported below 0.5)."""
+    _ready(node)
+    node.split_attrs.update(support_cut=ratio * 0.1, support_reference=0.1)
+
+
+def test_supported_order_passes_over_an_unsupported_split_while_another_is_left():
+    record = _record({"r0": 3.0, "r1": 5.0, "r2": 2.0})
+    record.attrs["leaf_order"] = "supported"
+    goal = schedule.Goal(leaves=5)
+    _judged(record.nodes["r1"], ratio=0.7)  # the heaviest leaf's split: one cluster
+    _commit_turns(record, Path("unused.h5"), goal, NullProgress(), write=False)
+    assert record.nodes["r1"].status == "kept" and schedule.leaf_count(record) == 3
+    assert [n.name for n, _ in schedule.frontier(record, goal, slots=8)] == ["r0", "r2"]
+    _judged(record.nodes["r0"], ratio=0.3)
+    _commit_turns(record, Path("unused.h5"), goal, NullProgress(), write=False)
+    assert record.nodes["r0"].split_order == 1
+    assert [n.name for n, _ in schedule.frontier(record, goal, slots=8)] == ["r2"]
+    _judged(record.nodes["r2"], ratio=0.9)
+    _commit_turns(record, Path("unused.h5"), goal, NullProgress(), write=False)
+    assert [n.name for n, _ in schedule.frontier(record, goal, slots=8)] == ["r00"]
+    for name in ("r00", "r01"):  # every leaf's split tried: the heaviest kept one is committed
+        _judged(record.nodes[name], ratio=0.6)
+    _commit_turns(record, Path("unused.h5"), goal, NullProgress(), write=False)
+    assert record.nodes["r1"].status == "split" and record.nodes["r1"].split_order == 2
+    assert record.nodes["r2"].status == "kept" and schedule.leaf_count(record) == 5
+
+
+def test_mass_order_splits_the_heaviest_leaf_whatever_its_support():
+    record = _record({"r0": 3.0, "r1": 5.0})
+    goal = schedule.Goal(leaves=3)
+    _judged(record.nodes["r1"], ratio=0.9)
+    _commit_turns(record, Path("unused.h5"), goal, NullProgress(), write=False)
+    assert record.nodes["r1"].status == "split" and record.nodes["r0"].status == "leaf"
+
+
+def test_the_leaf_order_is_stored_and_a_resume_may_not_change_it(small, tmp_path):
+    out = tmp_path / "t.h5"
+    grow(small, out, 3, preset="tiny", overrides=TINY, leaf_order="supported", threads=1)
+    record = read_tree(out)
+    assert record.attrs["leaf_order"] == "supported"
+    assert all(n.status != "kept" or n.stages for n in record.nodes.values())
+    before = out.read_bytes()
+    with pytest.raises(HCTreeError, match="grown with --leaf-order supported, not mass"):
+        grow(small, out, 4, preset="tiny", overrides=TINY, leaf_order="mass", threads=1)
+    assert out.read_bytes() == before
+    with pytest.raises(HCTreeError, match="--leaf-order must be one of mass, supported"):
+        grow(small, tmp_path / "u.h5", 3, preset="tiny", leaf_order="support")
+    assert not (tmp_path / "u.h5").exists()
+
+
 def test_a_worker_process_cannot_write_a_tree(tmp_path, monkeypatch):
     record = _record({"r0": 1.0, "r1": 1.0})
     record.attrs.update(format="hctree")
