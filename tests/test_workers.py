@@ -204,11 +204,10 @@ def test_stopped_on_two_workers_resumed_on_one(small, one_worker, local_ray, tmp
 
 
 def test_a_dead_worker_is_retried(small, one_worker, local_ray, tmp_path):
-    killed = []
+    killed, finished = [], threading.Event()
 
-    def kill_one_task() -> None:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not killed:
+    def kill_one_task() -> None:  # looks for a task as long as the grow runs, however slow
+        while not finished.is_set() and not killed:
             ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True)
             for line in ps.stdout.splitlines():
                 if "ray::_run_task" in line and "grep" not in line:
@@ -221,8 +220,11 @@ def test_a_dead_worker_is_retried(small, one_worker, local_ray, tmp_path):
     killer = threading.Thread(target=kill_one_task)
     killer.start()
     out = tmp_path / "t.h5"
-    grow(small, out, LEAVES, preset="tiny", overrides=TINY, workers=2, threads=1)
-    killer.join()
+    try:
+        grow(small, out, LEAVES, preset="tiny", overrides=TINY, workers=2, threads=1)
+    finally:
+        finished.set()
+        killer.join()
     assert killed, "no running task was found to kill"
     _same_tree(one_worker, read_tree(out))
 
