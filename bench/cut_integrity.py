@@ -6,9 +6,10 @@ For each split in growth order it embeds the node's own images (membership at
 least half the largest) with the split's stored trunk, as the seeding does
 (``hctree.splitters.hcmgan.seed_embedding``: averaged over views or recolourings
 as the configuration asks), and cuts them in two with ``spectral_labels``:
-directly, and with ``parts=m`` (cut into m parts, then merged). For each cut it prints the class integrity (the share of
-each class's images, among classes above 5% of the node, on that class's
-majority side: 1 when no class is cut through) and the NMI between cut and class.
+directly, and with ``parts=m`` (cut into m parts, then merged). For each cut it
+prints the class integrity (the share of each class's images, among classes above
+5% of the node, on that class's majority side: 1 when no class is cut through)
+and the NMI between cut and class.
 Needs a labelled tree of a splitter with ``features`` (hcmgan).
 """
 

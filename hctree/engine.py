@@ -152,6 +152,21 @@ def load_numpy_state(module: torch.nn.Module, state: dict[str, np.ndarray]) -> N
     module.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state.items()})
 
 
+def load_matching_state(
+    module: torch.nn.Module, state: dict[str, np.ndarray], prefixes: tuple[str, ...] = ("",)
+) -> int:
+    """Load the entries of a :func:`state_to_numpy` state whose names start with one of
+    ``prefixes`` and whose names and shapes match ``module``'s; how many were loaded."""
+    own = module.state_dict()
+    shared = {
+        key: torch.from_numpy(np.asarray(value))
+        for key, value in state.items()
+        if key.startswith(prefixes) and key in own and tuple(own[key].shape) == np.shape(value)
+    }
+    module.load_state_dict(shared, strict=False)
+    return len(shared)
+
+
 def rng_state(gen: torch.Generator) -> torch.Tensor:
     """The generator's state (a CPU uint8 tensor) for checkpoints."""
     return gen.get_state().clone()

@@ -358,14 +358,7 @@ def _inherit(module: torch.nn.Module, stored: dict[str, Any] | None) -> bool:
     """Load the stored tensors whose names and shapes match; whether all of them did."""
     if not stored:
         return False
-    own = module.state_dict()
-    shared = {
-        key: torch.from_numpy(np.asarray(value))
-        for key, value in stored.items()
-        if key in own and tuple(own[key].shape) == tuple(np.shape(value))
-    }
-    module.load_state_dict(shared, strict=False)
-    return len(shared) == len(own)
+    return engine.load_matching_state(module, stored) == len(module.state_dict())
 
 
 def _new_trainer(ctx: SplitContext, n_clusters: int) -> tuple[_Trainer, bool]:

@@ -30,7 +30,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -368,16 +367,8 @@ def _inherit_trunks(nets: _Nets, ctx: SplitContext, refine: bool) -> bool:
         name = "D" if "D" in source else f"D{d if refine else ctx.child_index}"
         if name not in source:
             continue
-        own = disc.state_dict()
-        shared = {
-            key: torch.from_numpy(np.asarray(value))
-            for key, value in source[name].items()
-            if key.startswith(("trunk.", "p_head."))
-            and key in own
-            and tuple(own[key].shape) == tuple(np.shape(value))
-        }
-        disc.load_state_dict(shared, strict=False)
-        inherited = inherited or bool(shared)
+        loaded = engine.load_matching_state(disc, source[name], ("trunk.", "p_head."))
+        inherited = inherited or loaded > 0
     return inherited
 
 
