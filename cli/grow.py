@@ -74,6 +74,13 @@ def parse_leaves(text: str) -> int | str:
     help="Which leaf to split next: the heaviest, or the heaviest whose split the data "
     "support first [default: mass; stored with the tree].",
 )
+@click.option(
+    "--polarity",
+    type=click.Choice(["auto", "off"]),
+    default=None,
+    help="auto: when the images mix dark and light plain backgrounds, train on all of them "
+    "light on dark; off: as given [default: auto; stored with the tree].",
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--seed", default=0, show_default=True, help="Seed for the subset and all training.")
 @click.option("--size", type=int, default=None, help="Resize images to SIZE x SIZE.")
@@ -126,6 +133,7 @@ def grow(
     settings,
     branching,
     leaf_order,
+    polarity,
     device,
     seed,
     size,
@@ -165,6 +173,7 @@ def grow(
         seed=seed,
         branching=branching,
         leaf_order=leaf_order,
+        polarity=polarity,
         checkpoint_every=checkpoint_every,
         progress=progress,
         threads=threads,

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from hctree import polarity
 from hctree.data import ImageSet, load_images
 from hctree.engine import predict_in_batches, resolve_device
 from hctree.errors import HCTreeError
@@ -24,7 +25,9 @@ from hctree.tree import Tree
 def assign(tree: Tree, data: ImageSet, device: str = "auto", batch: int = 2048) -> np.ndarray:
     """Soft leaf memberships of ``data``'s images, float32 ``[L, M]`` in ``tree.leaves`` order.
 
-    Each column sums to 1 (the root's membership of every image).
+    Each column sums to 1 (the root's membership of every image). The images are put
+    under the tree's polarity decision first, as its training images were
+    (hctree.polarity), image by image.
     """
     expected = tuple(int(v) for v in tree.attrs["image_shape"])
     if data.image_shape != expected:
@@ -37,7 +40,8 @@ def assign(tree: Tree, data: ImageSet, device: str = "auto", batch: int = 2048) 
     cls = get_splitter(str(tree.attrs["splitter"]))
     config = config_from_json(cls, str(tree.attrs["config_json"]))
     splitter = cls()
-    images = torch.from_numpy(data.images).to(torch_device)
+    decision = str(tree.attrs.get("polarity", polarity.AS_GIVEN))
+    images = torch.from_numpy(polarity.apply(data.images, decision)).to(torch_device)
     member = {"r": torch.ones(len(data), device=torch_device)}
     for name in tree.split_sequence:
         node = tree.node(name)

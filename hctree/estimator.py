@@ -38,7 +38,8 @@ class TreeClustering(ClusterMixin, BaseEstimator):
     ``branching`` (children per split), ``seed``, ``out`` (tree file path or None),
     ``settings`` (dict of preset overrides, as ``--set``), ``device``, ``threads``,
     ``size``/``channels`` (conversions applied to every X), ``verbose`` (print
-    progress to stderr).
+    progress to stderr), ``leaf_order`` (``mass`` or ``supported``, as ``--leaf-order``),
+    ``polarity`` (``auto`` or ``off``, as ``--polarity``; None: auto for a new tree).
 
     Attributes after ``fit``: ``labels_`` int64 ``[N]`` (leaf index per image, in
     ``tree_.leaves`` order), ``tree_`` (:class:`hctree.Tree`), ``n_leaves_``,
@@ -60,6 +61,8 @@ class TreeClustering(ClusterMixin, BaseEstimator):
         channels: int | None = None,
         verbose: bool = False,
         max_leaves: int = 20,
+        leaf_order: str | None = None,
+        polarity: str | None = None,
     ):
         self.n_leaves = n_leaves
         self.splitter = splitter
@@ -74,6 +77,8 @@ class TreeClustering(ClusterMixin, BaseEstimator):
         self.channels = channels
         self.verbose = verbose
         self.max_leaves = max_leaves
+        self.leaf_order = leaf_order
+        self.polarity = polarity
 
     def _images(self, X: Any) -> ImageSet:
         if isinstance(X, ImageSet):
@@ -101,6 +106,8 @@ class TreeClustering(ClusterMixin, BaseEstimator):
             threads=self.threads,
             progress=TextProgress() if self.verbose else None,
             max_leaves=self.max_leaves,
+            leaf_order=self.leaf_order,
+            polarity=self.polarity,
         )
         self.tree_: Tree = tree
         self.memberships_ = tree.memberships()

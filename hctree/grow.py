@@ -14,13 +14,14 @@ import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from hctree import polarity as _polarity
 from hctree.data import ImageSet
 from hctree.engine import configure_threads, deterministic_kernels, resolve_device
 from hctree.errors import HCTreeError, Interrupted
@@ -140,6 +141,7 @@ def _new_record(
     seed: int,
     branching: int,
     leaf_order: str = "mass",
+    polarity: str = _polarity.AS_GIVEN,
 ) -> TreeRecord:
     c, h, w = data.image_shape
     attrs = {
@@ -154,6 +156,7 @@ def _new_record(
         "seed": seed,
         "branching": branching,
         "leaf_order": leaf_order,
+        "polarity": polarity,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "splits_done": 0,
     }
@@ -217,6 +220,26 @@ def _check_same(
     return stored
 
 
+def _check_polarity(record: TreeRecord, path: Path, data: ImageSet, mode: str | None) -> None:
+    """Refuse a ``polarity`` option that would decide otherwise than the stored tree."""
+    stored = str(record.attrs.get("polarity", _polarity.AS_GIVEN))
+    if mode is not None and _polarity.decide(data.images, mode) != stored:
+        raise HCTreeError(
+            f"{path} was grown with its images' polarity {stored}, which --polarity {mode} "
+            "would change; rerun without --polarity to continue it."
+        )
+
+
+def training_images(record: TreeRecord, data: ImageSet) -> tuple[ImageSet, int]:
+    """The images the splitters see under the tree's stored polarity decision, and how
+    many of them were inverted (``data`` itself when none was)."""
+    decision = str(record.attrs.get("polarity", _polarity.AS_GIVEN))
+    images = _polarity.apply(data.images, decision)
+    if images is data.images:
+        return data, 0
+    return replace(data, images=images), int((_polarity.corner_levels(data.images) > 0.5).sum())
+
+
 def describe_split(record: TreeRecord, node: NodeRecord, top: int = 3) -> str:
     """One line per child: mass and, where labels exist, the classes holding most of it."""
     lines = [f"split {node.name} -> {', '.join(node.children)}"]
@@ -250,6 +273,7 @@ def grow(
     ray_address: str | None = None,
     deterministic: bool = False,
     leaf_order: str | None = None,
+    polarity: str | None = None,
 ) -> Tree:
     """Grow (or resume growing) the tree in ``out`` until it has ``leaves`` leaves.
 
@@ -269,7 +293,10 @@ def grow(
     cores / workers); only this process writes the file, and with the same
     ``threads`` the tree is the one a single worker grows (hctree.schedule).
     ``deterministic`` trains with deterministic kernels only, so that a CUDA run
-    repeats itself exactly (CPU runs do already).
+    repeats itself exactly (CPU runs do already). ``polarity`` ("auto", the default
+    for a new tree, or "off"): whether a set that mixes dark and light plain
+    backgrounds is trained on with every image on a dark one (hctree.polarity); the
+    decision is stored with the tree.
     """
     out = Path(out)
     progress = progress or NullProgress()
@@ -290,6 +317,10 @@ def grow(
         )
     if branching is not None and branching < 2:
         raise HCTreeError(f"--branching must be at least 2, not {branching}.")
+    if polarity is not None and polarity not in _polarity.MODES:
+        raise HCTreeError(
+            f"--polarity must be one of {', '.join(_polarity.MODES)}, not {polarity!r}."
+        )
     if leaf_order is not None and leaf_order not in LEAF_ORDERS:
         raise HCTreeError(
             f"--leaf-order must be one of {', '.join(LEAF_ORDERS)}, not {leaf_order!r}."
@@ -314,6 +345,7 @@ def grow(
             config = _check_same(
                 record, out, data, splitter, preset, overrides, seed, branching, leaf_order
             )
+            _check_polarity(record, out, data, polarity)
             if leaves < leaf_count(record) and not auto:
                 raise HCTreeError(
                     f"{out} already has {leaf_count(record)} leaves, more than --leaves {leaves}; "
@@ -322,9 +354,9 @@ def grow(
         else:
             preset = preset or ("fast" if torch_device.type == "cuda" else "cpu")
             config = make_config(cls, preset, overrides)
-            record = _new_record(
-                data, splitter, preset, config, seed or 0, branching or 2, leaf_order or "mass"
-            )
+            decision = _polarity.decide(data.images, polarity or "auto")
+            record = _new_record(data, splitter, preset, config, seed or 0, branching or 2,
+                                 leaf_order or "mass", decision)  # fmt: skip
             out.parent.mkdir(parents=True, exist_ok=True)
             write_tree(out, record)
         if leaf_count(record) < leaves:
@@ -335,10 +367,16 @@ def grow(
                 else (f"{leaves} leaves")
             )
             progress.message(f"growing {out} to {goal} on {torch_device.type}")
+        seen, inverted = training_images(record, data)
+        if inverted and leaf_count(record) < leaves:
+            progress.message(
+                f"polarity: the images mix dark and light backgrounds; the {inverted} on a "
+                "light one are inverted for training (--polarity off keeps them as given)"
+            )
         _grow_loop(
             record,
             out,
-            data,
+            seen,
             cls(),
             config,
             Goal(leaves, auto),
