@@ -19,6 +19,10 @@ Each set is an ``.npz`` with ``images`` (uint8, N x H x W or N x H x W x 3),
   the class) with inverted grey levels.
 - ``inverted-dev``: 4,000 images of the four ``tinted-dev`` classes, half inverted:
   the set on which inversion settings are chosen, so that ``inverted`` stays held out.
+- ``dimmed``: 5,000 Fashion-MNIST images, each multiplied by one of four brightness
+  gains (1, 0.75, 0.5, 0.3) drawn independently of the class: brightness is a nuisance.
+- ``dimmed-dev``: 4,000 images of the four ``tinted-dev`` classes, dimmed the same
+  way: the set on which brightness settings are chosen, so that ``dimmed`` stays held out.
 
 Every set is drawn with a fixed seed from images the 10,000-image benchmark subset
 (``--subset 10000 --seed 0``) may also contain; the point is the nuisance, not
@@ -93,11 +97,22 @@ def inverted(rng: np.random.Generator, classes=None, n=5000):
     return images, labels, names
 
 
+GAINS = np.array([1.0, 0.75, 0.5, 0.3])
+
+
+def dimmed(rng: np.random.Generator, classes=None, n=5000):
+    images, labels, names = _fashion(n, rng, classes=None if classes is None else list(classes))
+    gain = GAINS[rng.integers(len(GAINS), size=len(images))]
+    out = np.clip(images.astype(np.float32) * gain[:, None, None], 0, 255).round()
+    return out.astype(np.uint8), labels, names
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="bench/out")
     parser.add_argument(
-        "--sets", default="digits28,tinted4,shifted,inverted,tinted-dev,inverted-dev"
+        "--sets",
+        default="digits28,tinted4,shifted,inverted,tinted-dev,inverted-dev,dimmed,dimmed-dev",
     )
     args = parser.parse_args()
     out = Path(args.out)
@@ -105,7 +120,9 @@ def main() -> None:
     makers = {"digits28": lambda rng: digits28(), "tinted4": tinted4, "shifted": shifted,
               "inverted": inverted,
               "tinted-dev": lambda rng: tinted4(rng, (0, 3, 5, 9), DEV_TINTS),
-              "inverted-dev": lambda rng: inverted(rng, (0, 3, 5, 9), 4000)}  # fmt: skip
+              "inverted-dev": lambda rng: inverted(rng, (0, 3, 5, 9), 4000),
+              "dimmed": dimmed,
+              "dimmed-dev": lambda rng: dimmed(rng, (0, 3, 5, 9), 4000)}  # fmt: skip
     for name in args.sets.split(","):
         images, labels, names = makers[name](np.random.default_rng(2026))
         path = out / f"{name}.npz"
