@@ -9,7 +9,11 @@ NMI and dendrogram purity per rule, one JSON line each. The rules:
 
 - ``kmeans``: weighted 2-means of the node's features (the seeded split's rule);
 - ``spectral``: hctree.spectral.spectral_labels, the 2-means of the Fiedler vector
-  of the node's symmetric 10-nearest-neighbour graph (normalised Laplacian).
+  of the node's symmetric 10-nearest-neighbour graph (normalised Laplacian);
+- ``spectral8``: the same with ``spectral_parts=8`` (the default's seeding).
+
+``--snapshots 2000,4000`` trains the warm-up once and scores its trunk after each
+listed number of iterations (nothing is cached).
 """
 
 from __future__ import annotations
@@ -31,8 +35,11 @@ from hctree.spectral import spectral_labels
 from hctree.splitters import hcmgan
 
 
-def trunk_features(images: np.ndarray, seed: int, overrides: dict[str, str]) -> np.ndarray:
-    """Train the root warm-up's trunk and return unit-length features ``[N, F]``."""
+def trunk_features(
+    images: np.ndarray, seed: int, overrides: dict[str, str], snapshots: list[int] | None = None
+) -> dict[int, np.ndarray]:
+    """Train the root warm-up's trunk; unit-length features ``[N, F]`` after each of
+    ``snapshots`` iterations (default: the configured ``embed_iters``), by iteration."""
     config = hcmgan.Config(**hcmgan.PRESETS["cpu"])
     for key, value in overrides.items():
         setattr(config, key, type(getattr(config, key))(value))
@@ -43,11 +50,14 @@ def trunk_features(images: np.ndarray, seed: int, overrides: dict[str, str]) -> 
     hcmgan._set_beta1(nets.opt_d[0], config.embed_beta1)
     weights = torch.ones(len(x))
     disc = nets.discriminators[0]
-    for _ in range(config.embed_iters):
+    wanted = sorted(snapshots or [config.embed_iters])
+    out: dict[int, np.ndarray] = {}
+    for i in range(1, wanted[-1] + 1):
         hcmgan._embed_step(disc, nets.opt_d[0], x, weights, config, gen, device)
-    disc.eval()
-    feats = engine.predict_in_batches(lambda b: F.normalize(disc.features(b).float(), dim=1), x)
-    return feats.numpy()
+        if i in wanted:
+            unit = lambda b: F.normalize(disc.features(b).float(), dim=1)  # noqa: E731
+            out[i] = engine.predict_in_batches(unit, x).numpy()
+    return out
 
 
 def kmeans_rule(feats: np.ndarray, seed: int) -> np.ndarray:
@@ -63,7 +73,14 @@ def spectral_rule(feats: np.ndarray, seed: int) -> np.ndarray:
     return spectral_labels(x, torch.ones(len(x)), 2, gen).numpy()
 
 
-RULES = {"kmeans": kmeans_rule, "spectral": spectral_rule}
+def spectral8_rule(feats: np.ndarray, seed: int) -> np.ndarray:
+    """The default's rule: the direct cut or the 8-part over-cut merged, the thinner."""
+    gen = engine.make_generator(seed, torch.device("cpu"))
+    x = torch.from_numpy(feats)
+    return spectral_labels(x, torch.ones(len(x)), 2, gen, 10, 8).numpy()
+
+
+RULES = {"kmeans": kmeans_rule, "spectral": spectral_rule, "spectral8": spectral8_rule}
 
 
 def top_down(feats: np.ndarray, leaves: int, rule, seed: int):
@@ -93,21 +110,36 @@ def main() -> None:
     parser.add_argument("--leaves", type=int, default=10)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--set", dest="settings", action="append", default=[])
+    parser.add_argument(
+        "--snapshots",
+        default="",
+        help="comma-separated warm-up iterations to score, e.g. 2000,4000",
+    )
     args = parser.parse_args()
     engine.configure_threads(args.threads)
     overrides = dict(s.split("=", 1) for s in args.settings)
     data = load_images(args.data, subset=args.subset, seed=args.seed)
+    if args.snapshots:
+        snapshots = [int(v) for v in args.snapshots.split(",")]
+        start = time.perf_counter()
+        for iters, feats in trunk_features(data.images, args.seed, overrides, snapshots).items():
+            score(feats, data.labels, args, {**overrides, "embed_iters": iters}, start)
+        return
     tag = "-".join(f"{k}{v}" for k, v in sorted(overrides.items())) or "base"
     cache = Path(f"bench/out/trunk-{Path(str(args.data)).stem}-{len(data)}-s{args.seed}-{tag}.npy")
     start = time.perf_counter()
     if cache.exists():
         feats = np.load(cache)
     else:
-        feats = trunk_features(data.images, args.seed, overrides)
+        (feats,) = trunk_features(data.images, args.seed, overrides).values()
         cache.parent.mkdir(parents=True, exist_ok=True)
         np.save(cache, feats)
+    score(feats, data.labels, args, overrides, start)
+
+
+def score(feats: np.ndarray, labels: np.ndarray, args, settings: dict, start: float) -> None:
+    """Grow a tree by every rule on ``feats`` and print one JSON line per rule."""
     trained = time.perf_counter() - start
-    labels = data.labels
     classes = int(labels.max()) + 1
     for name, rule in RULES.items():
         t0 = time.perf_counter()
@@ -117,7 +149,7 @@ def main() -> None:
         row = {
             "rule": name,
             "seed": args.seed,
-            "settings": overrides,
+            "settings": settings,
             "acc": round(accuracy(labels, assign), 3),
             "nmi": round(nmi(labels, assign), 3),
             "dp": round(dendrogram_purity(counts, children, "r", leaf_names), 3),
