@@ -33,6 +33,8 @@ def tree_text(tree: Tree, top: int = 3) -> str:
         f"{'x'.join(str(int(v)) for v in attrs['image_shape'])}, splitter {attrs['splitter']} "
         f"(preset {attrs['preset']}), seed {attrs['seed']}, data {attrs['dataset_source']}"
     )
+    if attrs.get("polarity") == "dark-background":
+        head += ", light backgrounds inverted (polarity)"
     lines = [head]
     width = max(2 * n.depth + len(n.name) for n in tree.nodes.values()) + 2
 

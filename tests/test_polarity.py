@@ -15,6 +15,7 @@ from hctree.assign import assign
 from hctree.data import ImageSet, fingerprint
 from hctree.errors import HCTreeError
 from hctree.grow import grow
+from hctree.report import tree_text
 from hctree.store import read_tree
 
 FAST = {"raw_iters": "30", "refinements": "0"}
@@ -78,6 +79,9 @@ def test_a_mixed_set_grows_the_tree_of_its_dark_background_images(pair, tmp_path
     np.testing.assert_array_equal(tree.memberships(), plain.memberships())
     routed = assign(tree, mixed, device="cpu")
     np.testing.assert_allclose(routed, tree.memberships(), atol=1e-4)
+
+    assert "light backgrounds inverted" in tree_text(tree)
+    assert "inverted" not in tree_text(plain)
 
     off = grow(mixed, tmp_path / "off.h5", 2, polarity="off", **kw)
     assert off.attrs["polarity"] == polarity.AS_GIVEN
