@@ -4,8 +4,7 @@ Runs one split of a Fashion-MNIST subset (raw, then the refinements) and prints,
 for every training attempt of every stage, the fake-label BCE that D gives each
 generator's images as the collapse test computes it, with the generators in
 *eval* mode (BatchNorm's running statistics), and the same loss with the
-generators in *train* mode (the batch statistics they were trained with), beside
-D's loss on real images of its own child. A generator whose eval-mode loss is
+generators in *train* mode (the batch statistics they were trained with). A generator whose eval-mode loss is
 under ``collapse_loss`` while its train-mode loss is not was flagged by the
 test's BN mode, not by its training.
 

@@ -40,8 +40,8 @@ def assign(tree: Tree, data: ImageSet, device: str = "auto", batch: int = 2048) 
     cls = get_splitter(str(tree.attrs["splitter"]))
     config = config_from_json(cls, str(tree.attrs["config_json"]))
     splitter = cls()
-    decision = str(tree.attrs.get("polarity", polarity.AS_GIVEN))
-    images = torch.from_numpy(polarity.apply(data.images, decision)).to(torch_device)
+    images = torch.from_numpy(polarity.apply(data.images, polarity.stored(tree.attrs)))
+    images = images.to(torch_device)
     member = {"r": torch.ones(len(data), device=torch_device)}
     for name in tree.split_sequence:
         node = tree.node(name)

@@ -222,7 +222,7 @@ def _check_same(
 
 def _check_polarity(record: TreeRecord, path: Path, data: ImageSet, mode: str | None) -> None:
     """Refuse a ``polarity`` option that would decide otherwise than the stored tree."""
-    stored = str(record.attrs.get("polarity", _polarity.AS_GIVEN))
+    stored = _polarity.stored(record.attrs)
     if mode is not None and _polarity.decide(data.images, mode) != stored:
         raise HCTreeError(
             f"{path} was grown with its images' polarity {stored}, which --polarity {mode} "
@@ -233,11 +233,10 @@ def _check_polarity(record: TreeRecord, path: Path, data: ImageSet, mode: str | 
 def training_images(record: TreeRecord, data: ImageSet) -> tuple[ImageSet, int]:
     """The images the splitters see under the tree's stored polarity decision, and how
     many of them were inverted (``data`` itself when none was)."""
-    decision = str(record.attrs.get("polarity", _polarity.AS_GIVEN))
-    images = _polarity.apply(data.images, decision)
+    images = _polarity.apply(data.images, _polarity.stored(record.attrs))
     if images is data.images:
         return data, 0
-    return replace(data, images=images), int((_polarity.corner_levels(data.images) > 0.5).sum())
+    return replace(data, images=images), int(_polarity.is_light(data.images).sum())
 
 
 def describe_split(record: TreeRecord, node: NodeRecord, top: int = 3) -> str:

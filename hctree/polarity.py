@@ -46,6 +46,16 @@ def corner_levels(images: np.ndarray) -> np.ndarray:
     return total / (4 * 255.0)
 
 
+def is_light(images: np.ndarray) -> np.ndarray:
+    """Which images have light corners (mean above one half), bool ``[N]``."""
+    return corner_levels(images) > 0.5
+
+
+def stored(attrs: dict) -> str:
+    """A tree's stored decision (files written before the rule: ``AS_GIVEN``)."""
+    return str(attrs.get("polarity", AS_GIVEN))
+
+
 def decide(images: np.ndarray, mode: str = "auto") -> str:
     """``DARK`` when ``mode`` is auto and the set mixes plain dark and light backgrounds.
 
@@ -71,7 +81,7 @@ def apply(images: np.ndarray, decision: str) -> np.ndarray:
         raise ValueError(f"unknown polarity decision {decision!r}")
     if decision == AS_GIVEN:
         return images
-    light = corner_levels(images) > 0.5
+    light = is_light(images)
     out = images.copy()
     out[light] = 255 - out[light]
     return out

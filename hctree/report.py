@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from hctree import polarity
 from hctree.tree import Tree
 
 
@@ -33,7 +34,7 @@ def tree_text(tree: Tree, top: int = 3) -> str:
         f"{'x'.join(str(int(v)) for v in attrs['image_shape'])}, splitter {attrs['splitter']} "
         f"(preset {attrs['preset']}), seed {attrs['seed']}, data {attrs['dataset_source']}"
     )
-    if attrs.get("polarity") == "dark-background":
+    if polarity.stored(attrs) == polarity.DARK:
         head += ", light backgrounds inverted (polarity)"
     lines = [head]
     width = max(2 * n.depth + len(n.name) for n in tree.nodes.values()) + 2
