@@ -81,6 +81,13 @@ def parse_leaves(text: str) -> int | str:
     help="auto: when the images mix dark and light plain backgrounds, train on all of them "
     "light on dark; off: as given [default: auto; stored with the tree].",
 )
+@click.option(
+    "--levels",
+    type=click.Choice(["auto", "off"]),
+    default=None,
+    help="auto: when the images' exposure varies, stretch each image from black to white "
+    "for training; off: as given [default: auto; stored with the tree].",
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--seed", default=0, show_default=True, help="Seed for the subset and all training.")
 @click.option("--size", type=int, default=None, help="Resize images to SIZE x SIZE.")
@@ -134,6 +141,7 @@ def grow(
     branching,
     leaf_order,
     polarity,
+    levels,
     device,
     seed,
     size,
@@ -174,6 +182,7 @@ def grow(
         branching=branching,
         leaf_order=leaf_order,
         polarity=polarity,
+        levels=levels,
         checkpoint_every=checkpoint_every,
         progress=progress,
         threads=threads,

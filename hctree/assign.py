@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hctree import polarity
+from hctree import prepare
 from hctree.data import ImageSet, load_images
 from hctree.engine import predict_in_batches, resolve_device
 from hctree.errors import HCTreeError
@@ -26,8 +26,8 @@ def assign(tree: Tree, data: ImageSet, device: str = "auto", batch: int = 2048) 
     """Soft leaf memberships of ``data``'s images, float32 ``[L, M]`` in ``tree.leaves`` order.
 
     Each column sums to 1 (the root's membership of every image). The images are put
-    under the tree's polarity decision first, as its training images were
-    (hctree.polarity), image by image.
+    under the tree's stored decisions first (polarity, levels: hctree.prepare), as
+    its training images were, image by image.
     """
     expected = tuple(int(v) for v in tree.attrs["image_shape"])
     if data.image_shape != expected:
@@ -40,7 +40,7 @@ def assign(tree: Tree, data: ImageSet, device: str = "auto", batch: int = 2048) 
     cls = get_splitter(str(tree.attrs["splitter"]))
     config = config_from_json(cls, str(tree.attrs["config_json"]))
     splitter = cls()
-    images = torch.from_numpy(polarity.apply(data.images, polarity.stored(tree.attrs)))
+    images = torch.from_numpy(prepare.apply(data.images, prepare.stored(tree.attrs)))
     images = images.to(torch_device)
     member = {"r": torch.ones(len(data), device=torch_device)}
     for name in tree.split_sequence:

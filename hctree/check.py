@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hctree import prepare
 from hctree.splitters import get_splitter
 from hctree.splitters.base import config_from_json
 from hctree.store import TreeRecord, read_models, read_tree
@@ -33,6 +34,9 @@ def check_structure(record: TreeRecord) -> str | None:
         return "the tree has no root node r."
     if record.attrs.get("splitter") is None or record.attrs.get("config_json") is None:
         return "the tree does not record its splitter and settings."
+    rules = prepare.invalid(record.attrs)
+    if rules:
+        return rules
     root = nodes["r"].membership
     if root.shape != (n,) or not np.allclose(root, 1.0):
         return f"the root's membership is not all ones over the tree's {n} images."

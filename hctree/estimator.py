@@ -39,7 +39,8 @@ class TreeClustering(ClusterMixin, BaseEstimator):
     ``settings`` (dict of preset overrides, as ``--set``), ``device``, ``threads``,
     ``size``/``channels`` (conversions applied to every X), ``verbose`` (print
     progress to stderr), ``leaf_order`` (``mass`` or ``supported``, as ``--leaf-order``),
-    ``polarity`` (``auto`` or ``off``, as ``--polarity``; None: auto for a new tree).
+    ``polarity`` and ``levels`` (``auto`` or ``off``, as ``--polarity`` and ``--levels``;
+    None: auto for a new tree).
 
     Attributes after ``fit``: ``labels_`` int64 ``[N]`` (leaf index per image, in
     ``tree_.leaves`` order), ``tree_`` (:class:`hctree.Tree`), ``n_leaves_``,
@@ -63,6 +64,7 @@ class TreeClustering(ClusterMixin, BaseEstimator):
         max_leaves: int = 20,
         leaf_order: str | None = None,
         polarity: str | None = None,
+        levels: str | None = None,
     ):
         self.n_leaves = n_leaves
         self.splitter = splitter
@@ -79,6 +81,7 @@ class TreeClustering(ClusterMixin, BaseEstimator):
         self.max_leaves = max_leaves
         self.leaf_order = leaf_order
         self.polarity = polarity
+        self.levels = levels
 
     def _images(self, X: Any) -> ImageSet:
         if isinstance(X, ImageSet):
@@ -108,6 +111,7 @@ class TreeClustering(ClusterMixin, BaseEstimator):
             max_leaves=self.max_leaves,
             leaf_order=self.leaf_order,
             polarity=self.polarity,
+            levels=self.levels,
         )
         self.tree_: Tree = tree
         self.memberships_ = tree.memberships()

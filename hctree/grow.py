@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hctree import polarity as _polarity
+from hctree import prepare
 from hctree.data import ImageSet
 from hctree.engine import configure_threads, deterministic_kernels, resolve_device
 from hctree.errors import HCTreeError, Interrupted
@@ -141,7 +141,7 @@ def _new_record(
     seed: int,
     branching: int,
     leaf_order: str = "mass",
-    polarity: str = _polarity.AS_GIVEN,
+    decisions: dict[str, str] | None = None,
 ) -> TreeRecord:
     c, h, w = data.image_shape
     attrs = {
@@ -156,7 +156,7 @@ def _new_record(
         "seed": seed,
         "branching": branching,
         "leaf_order": leaf_order,
-        "polarity": polarity,
+        **(decisions or prepare.stored({})),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "splits_done": 0,
     }
@@ -220,23 +220,32 @@ def _check_same(
     return stored
 
 
-def _check_polarity(record: TreeRecord, path: Path, data: ImageSet, mode: str | None) -> None:
-    """Refuse a ``polarity`` option that would decide otherwise than the stored tree."""
-    stored = _polarity.stored(record.attrs)
-    if mode is not None and _polarity.decide(data.images, mode) != stored:
+def _check_rules(record: TreeRecord, path: Path, data: ImageSet, modes: dict) -> None:
+    """Refuse a ``--polarity``/``--levels`` option that would decide otherwise than the
+    stored tree (hctree.prepare)."""
+    for name in prepare.conflicts(data.images, record.attrs, modes):
         raise HCTreeError(
-            f"{path} was grown with its images' polarity {stored}, which --polarity {mode} "
-            "would change; rerun without --polarity to continue it."
+            f"{path} was grown with its images' {name} {prepare.stored(record.attrs)[name]}, "
+            f"which --{name} {modes[name]} would change; rerun without --{name} to continue it."
         )
 
 
-def training_images(record: TreeRecord, data: ImageSet) -> tuple[ImageSet, int]:
-    """The images the splitters see under the tree's stored polarity decision, and how
-    many of them were inverted (``data`` itself when none was)."""
-    images = _polarity.apply(data.images, _polarity.stored(record.attrs))
+def training_images(record: TreeRecord, data: ImageSet) -> tuple[ImageSet, dict[str, int]]:
+    """The images the splitters see under the tree's stored decisions (hctree.prepare),
+    and how many images each acting rule changed (``data`` itself when none acts)."""
+    decisions = prepare.stored(record.attrs)
+    images = prepare.apply(data.images, decisions)
     if images is data.images:
-        return data, 0
-    return replace(data, images=images), int(_polarity.is_light(data.images).sum())
+        return data, {}
+    return replace(data, images=images), prepare.changed(data.images, decisions)
+
+
+_RULE_MESSAGES = {
+    "polarity": "polarity: the images mix dark and light backgrounds; the {n} on a light one "
+    "are inverted for training (--polarity off keeps them as given)",
+    "levels": "levels: the images' exposure varies; the {n} that do not run from black to "
+    "white are stretched for training (--levels off keeps them as given)",
+}
 
 
 def describe_split(record: TreeRecord, node: NodeRecord, top: int = 3) -> str:
@@ -273,6 +282,7 @@ def grow(
     deterministic: bool = False,
     leaf_order: str | None = None,
     polarity: str | None = None,
+    levels: str | None = None,
 ) -> Tree:
     """Grow (or resume growing) the tree in ``out`` until it has ``leaves`` leaves.
 
@@ -295,7 +305,9 @@ def grow(
     repeats itself exactly (CPU runs do already). ``polarity`` ("auto", the default
     for a new tree, or "off"): whether a set that mixes dark and light plain
     backgrounds is trained on with every image on a dark one (hctree.polarity); the
-    decision is stored with the tree.
+    decision is stored with the tree. ``levels`` (the same choices): whether a set
+    whose exposure varies is trained on with every image stretched from black to
+    white (hctree.levels), after the polarity rule.
     """
     out = Path(out)
     progress = progress or NullProgress()
@@ -316,10 +328,8 @@ def grow(
         )
     if branching is not None and branching < 2:
         raise HCTreeError(f"--branching must be at least 2, not {branching}.")
-    if polarity is not None and polarity not in _polarity.MODES:
-        raise HCTreeError(
-            f"--polarity must be one of {', '.join(_polarity.MODES)}, not {polarity!r}."
-        )
+    modes = {"polarity": polarity, "levels": levels}
+    prepare.check_modes(modes)
     if leaf_order is not None and leaf_order not in LEAF_ORDERS:
         raise HCTreeError(
             f"--leaf-order must be one of {', '.join(LEAF_ORDERS)}, not {leaf_order!r}."
@@ -344,7 +354,7 @@ def grow(
             config = _check_same(
                 record, out, data, splitter, preset, overrides, seed, branching, leaf_order
             )
-            _check_polarity(record, out, data, polarity)
+            _check_rules(record, out, data, modes)
             if leaves < leaf_count(record) and not auto:
                 raise HCTreeError(
                     f"{out} already has {leaf_count(record)} leaves, more than --leaves {leaves}; "
@@ -353,9 +363,9 @@ def grow(
         else:
             preset = preset or ("fast" if torch_device.type == "cuda" else "cpu")
             config = make_config(cls, preset, overrides)
-            decision = _polarity.decide(data.images, polarity or "auto")
+            decisions = prepare.decide(data.images, modes)
             record = _new_record(data, splitter, preset, config, seed or 0, branching or 2,
-                                 leaf_order or "mass", decision)  # fmt: skip
+                                 leaf_order or "mass", decisions)  # fmt: skip
             out.parent.mkdir(parents=True, exist_ok=True)
             write_tree(out, record)
         if leaf_count(record) < leaves:
@@ -366,12 +376,10 @@ def grow(
                 else (f"{leaves} leaves")
             )
             progress.message(f"growing {out} to {goal} on {torch_device.type}")
-        seen, inverted = training_images(record, data)
-        if inverted and leaf_count(record) < leaves:
-            progress.message(
-                f"polarity: the images mix dark and light backgrounds; the {inverted} on a "
-                "light one are inverted for training (--polarity off keeps them as given)"
-            )
+        seen, changed = training_images(record, data)
+        if leaf_count(record) < leaves:
+            for name, count in changed.items():
+                progress.message(_RULE_MESSAGES[name].format(n=count))
         _grow_loop(
             record,
             out,

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+NAME = "polarity"
 AS_GIVEN = "as-given"
 DARK = "dark-background"
 DECISIONS = (AS_GIVEN, DARK)
@@ -53,7 +54,7 @@ def is_light(images: np.ndarray) -> np.ndarray:
 
 def stored(attrs: dict) -> str:
     """A tree's stored decision (files written before the rule: ``AS_GIVEN``)."""
-    return str(attrs.get("polarity", AS_GIVEN))
+    return str(attrs.get(NAME, AS_GIVEN))
 
 
 def decide(images: np.ndarray, mode: str = "auto") -> str:

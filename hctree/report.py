@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hctree import polarity
+from hctree import levels, polarity
 from hctree.tree import Tree
 
 
@@ -36,6 +36,8 @@ def tree_text(tree: Tree, top: int = 3) -> str:
     )
     if polarity.stored(attrs) == polarity.DARK:
         head += ", light backgrounds inverted (polarity)"
+    if levels.stored(attrs) == levels.STRETCHED:
+        head += ", every image stretched from black to white (levels)"
     lines = [head]
     width = max(2 * n.depth + len(n.name) for n in tree.nodes.values()) + 2
 

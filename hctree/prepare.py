@@ -1,0 +1,91 @@
+"""The images the networks see: a tree's set-level rules, applied in order.
+
+Each rule (hctree.polarity, then hctree.levels) looks at the whole set once, when
+a tree is created, and decides whether to change its images; the decisions are
+stored as root attributes under the rule's ``NAME``. Training, resuming and
+``assign`` then apply the stored decisions in the same order, so new images are
+routed as the training images were seen.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import numpy as np
+
+from hctree import levels, polarity
+from hctree.errors import HCTreeError
+
+RULES: tuple[ModuleType, ...] = (polarity, levels)
+NAMES = tuple(rule.NAME for rule in RULES)
+MODES = ("auto", "off")  # every rule takes these
+
+
+def check_modes(modes: dict[str, str | None]) -> None:
+    """Raise HCTreeError for a rule mode that is neither auto nor off."""
+    for name, mode in modes.items():
+        if mode is not None and mode not in MODES:
+            raise HCTreeError(f"--{name} must be one of {', '.join(MODES)}, not {mode!r}.")
+
+
+def decide(images: np.ndarray, modes: dict[str, str | None]) -> dict[str, str]:
+    """Every rule's decision for a new tree (a missing or None mode is auto).
+
+    Each rule decides on the images as the rules before it left them.
+    """
+    decisions = {}
+    for rule in RULES:
+        decisions[rule.NAME] = rule.decide(images, modes.get(rule.NAME) or "auto")
+        images = rule.apply(images, decisions[rule.NAME])
+    return decisions
+
+
+def stored(attrs: dict) -> dict[str, str]:
+    """A tree's stored decisions, one per rule; HCTreeError for one no rule makes."""
+    problem = invalid(attrs)
+    if problem:
+        raise HCTreeError(problem)
+    return {rule.NAME: rule.stored(attrs) for rule in RULES}
+
+
+def invalid(attrs: dict) -> str | None:
+    """One sentence on a stored decision that its rule never makes, or None."""
+    for rule in RULES:
+        value = rule.stored(attrs)
+        if value not in rule.DECISIONS:
+            return (
+                f"the tree's {rule.NAME} decision {value!r} is not one of "
+                f"{', '.join(rule.DECISIONS)}."
+            )
+    return None
+
+
+def apply(images: np.ndarray, decisions: dict[str, str]) -> np.ndarray:
+    """``images`` under ``decisions`` (``images`` itself when no rule changes them)."""
+    for rule in RULES:
+        images = rule.apply(images, decisions[rule.NAME])
+    return images
+
+
+def changed(images: np.ndarray, decisions: dict[str, str]) -> dict[str, int]:
+    """How many images each rule that acts changes (a rule left at as-given: absent)."""
+    counts = {}
+    for rule in RULES:
+        decision = decisions[rule.NAME]
+        if decision != rule.AS_GIVEN:
+            after = rule.apply(images, decision)
+            counts[rule.NAME] = int((after != images).reshape(len(images), -1).any(1).sum())
+            images = after
+    return counts
+
+
+def conflicts(images: np.ndarray, attrs: dict, modes: dict[str, str | None]) -> list[str]:
+    """The rules whose given mode would decide otherwise than the tree stored (each
+    judged on the images as the tree's earlier stored decisions leave them)."""
+    have, out = stored(attrs), []
+    for rule in RULES:
+        mode = modes.get(rule.NAME)
+        if mode is not None and rule.decide(images, mode) != have[rule.NAME]:
+            out.append(rule.NAME)
+        images = rule.apply(images, have[rule.NAME])
+    return out
