@@ -23,6 +23,9 @@ Each set is an ``.npz`` with ``images`` (uint8, N x H x W or N x H x W x 3),
   gains (1, 0.75, 0.5, 0.3) drawn independently of the class: brightness is a nuisance.
 - ``dimmed-dev``: 4,000 images of the four ``tinted-dev`` classes, dimmed the same
   way: the set on which brightness settings are chosen, so that ``dimmed`` stays held out.
+- ``washed``: 5,000 Fashion-MNIST images, each with its contrast cut to one of 1, 0.8,
+  0.6 or 0.4 and lifted by a random offset that keeps it in range (``a x + b``, the
+  background grey up to 0.6), drawn independently of the class.
 
 Every set is drawn with a fixed seed from images the 10,000-image benchmark subset
 (``--subset 10000 --seed 0``) may also contain; the point is the nuisance, not
@@ -107,12 +110,23 @@ def dimmed(rng: np.random.Generator, classes=None, n=5000):
     return out.astype(np.uint8), labels, names
 
 
+CONTRASTS = np.array([1.0, 0.8, 0.6, 0.4])
+
+
+def washed(rng: np.random.Generator, n=5000):
+    images, labels, names = _fashion(n, rng)
+    a = CONTRASTS[rng.integers(len(CONTRASTS), size=len(images))]
+    b = rng.random(len(images)) * 255 * (1 - a)
+    out = images.astype(np.float32) * a[:, None, None] + b[:, None, None]
+    return np.clip(out, 0, 255).round().astype(np.uint8), labels, names
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="bench/out")
     parser.add_argument(
         "--sets",
-        default="digits28,tinted4,shifted,inverted,tinted-dev,inverted-dev,dimmed,dimmed-dev",
+        default="digits28,tinted4,shifted,inverted,tinted-dev,inverted-dev,dimmed,dimmed-dev,washed",
     )
     args = parser.parse_args()
     out = Path(args.out)
@@ -121,7 +135,7 @@ def main() -> None:
               "inverted": inverted,
               "tinted-dev": lambda rng: tinted4(rng, (0, 3, 5, 9), DEV_TINTS),
               "inverted-dev": lambda rng: inverted(rng, (0, 3, 5, 9), 4000),
-              "dimmed": dimmed,
+              "dimmed": dimmed, "washed": washed,
               "dimmed-dev": lambda rng: dimmed(rng, (0, 3, 5, 9), 4000)}  # fmt: skip
     for name in args.sets.split(","):
         images, labels, names = makers[name](np.random.default_rng(2026))
