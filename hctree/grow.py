@@ -223,7 +223,9 @@ def _check_same(
 def _check_rules(record: TreeRecord, path: Path, data: ImageSet, modes: dict) -> None:
     """Refuse a ``--polarity``/``--levels`` option that would decide otherwise than the
     stored tree (hctree.prepare)."""
-    for name in prepare.conflicts(data.images, record.attrs, modes):
+    clashes = prepare.conflicts(data.images, record.attrs, modes)
+    if clashes:
+        name = clashes[0]
         raise HCTreeError(
             f"{path} was grown with its images' {name} {prepare.stored(record.attrs)[name]}, "
             f"which --{name} {modes[name]} would change; rerun without --{name} to continue it."
@@ -233,18 +235,17 @@ def _check_rules(record: TreeRecord, path: Path, data: ImageSet, modes: dict) ->
 def training_images(record: TreeRecord, data: ImageSet) -> tuple[ImageSet, dict[str, int]]:
     """The images the splitters see under the tree's stored decisions (hctree.prepare),
     and how many images each acting rule changed (``data`` itself when none acts)."""
-    decisions = prepare.stored(record.attrs)
-    images = prepare.apply(data.images, decisions)
+    images, counts = prepare.apply_counted(data.images, prepare.stored(record.attrs))
     if images is data.images:
         return data, {}
-    return replace(data, images=images), prepare.changed(data.images, decisions)
+    return replace(data, images=images), counts
 
 
 _RULE_MESSAGES = {
     "polarity": "polarity: the images mix dark and light backgrounds; the {n} on a light one "
     "are inverted for training (--polarity off keeps them as given)",
-    "levels": "levels: the images' exposure varies; the {n} that do not run from black to "
-    "white are stretched for training (--levels off keeps them as given)",
+    "levels": "levels: the images' exposure varies; {n} of them are stretched from black to "
+    "white for training (--levels off keeps them as given)",
 }
 
 

@@ -17,15 +17,16 @@ from hctree import levels, polarity
 from hctree.errors import HCTreeError
 
 RULES: tuple[ModuleType, ...] = (polarity, levels)
-NAMES = tuple(rule.NAME for rule in RULES)
-MODES = ("auto", "off")  # every rule takes these
 
 
 def check_modes(modes: dict[str, str | None]) -> None:
-    """Raise HCTreeError for a rule mode that is neither auto nor off."""
-    for name, mode in modes.items():
-        if mode is not None and mode not in MODES:
-            raise HCTreeError(f"--{name} must be one of {', '.join(MODES)}, not {mode!r}.")
+    """Raise HCTreeError for a given mode that its rule does not take."""
+    for rule in RULES:
+        mode = modes.get(rule.NAME)
+        if mode is not None and mode not in rule.MODES:
+            raise HCTreeError(
+                f"--{rule.NAME} must be one of {', '.join(rule.MODES)}, not {mode!r}."
+            )
 
 
 def decide(images: np.ndarray, modes: dict[str, str | None]) -> dict[str, str]:
@@ -62,13 +63,14 @@ def invalid(attrs: dict) -> str | None:
 
 def apply(images: np.ndarray, decisions: dict[str, str]) -> np.ndarray:
     """``images`` under ``decisions`` (``images`` itself when no rule changes them)."""
-    for rule in RULES:
-        images = rule.apply(images, decisions[rule.NAME])
-    return images
+    return apply_counted(images, decisions)[0]
 
 
-def changed(images: np.ndarray, decisions: dict[str, str]) -> dict[str, int]:
-    """How many images each rule that acts changes (a rule left at as-given: absent)."""
+def apply_counted(
+    images: np.ndarray, decisions: dict[str, str]
+) -> tuple[np.ndarray, dict[str, int]]:
+    """:func:`apply`, and how many images each rule that acts changed (a rule left
+    at as-given is absent)."""
     counts = {}
     for rule in RULES:
         decision = decisions[rule.NAME]
@@ -76,7 +78,7 @@ def changed(images: np.ndarray, decisions: dict[str, str]) -> dict[str, int]:
             after = rule.apply(images, decision)
             counts[rule.NAME] = int((after != images).reshape(len(images), -1).any(1).sum())
             images = after
-    return counts
+    return images, counts
 
 
 def conflicts(images: np.ndarray, attrs: dict, modes: dict[str, str | None]) -> list[str]:
