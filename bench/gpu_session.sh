@@ -38,7 +38,7 @@ step profile 90 "$PY" bench/profile_step.py --device cuda --preset fast --warmup
 step throughput 200 "$PY" bench/throughput.py --device cuda --presets fast --widths 32,128 \
   --warmup 30 --iters 40 --repeats 3 --compile off,cudagraphs
 # The k groups of a refinement as one vmapped model against the sequential loop.
-step batched 80 "$PY" bench/batched_refine.py --device cuda --preset fast --k 2 \
+step batched 80 "$PY" bench/batched_refine.py --device cuda --preset paper --k 2 \
   --variants sequential,batched
 # Refinement collapses: the collapse test in eval and in train BN mode, paper networks.
 step collapse 120 "$PY" bench/collapse_check.py --device cuda --preset fast --random 20000 \

@@ -32,6 +32,8 @@ def main() -> None:
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--branching", type=int, default=2)
     parser.add_argument("--leaf-order", default=None, choices=["mass", "supported"])
+    parser.add_argument("--polarity", default=None, choices=["auto", "off"])
+    parser.add_argument("--levels", default=None, choices=["auto", "off"])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None)
@@ -58,6 +60,8 @@ def main() -> None:
         seed=args.seed,
         branching=args.branching,
         leaf_order=args.leaf_order,
+        polarity=args.polarity,
+        levels=args.levels,
         threads=args.threads,
         progress=None if args.quiet else TextProgress(),
     )
@@ -71,6 +75,8 @@ def main() -> None:
                 "preset": args.preset,
                 "branching": args.branching,
                 "leaf_order": args.leaf_order or "mass",
+                "polarity": str(tree.attrs.get("polarity", "")),
+                "levels": str(tree.attrs.get("levels", "")),
                 "settings": overrides,
                 "n": len(data),
                 "leaves": len(tree.leaves),

@@ -273,6 +273,46 @@ def test_a_compiled_split_trains_like_the_eager_one(small, setting: str, toleran
         }
 
 
+def test_batched_groups_refine_like_the_sequential_groups(small) -> None:
+    """batch_groups trains the k groups as one vmapped model: same computation, so the
+    same raw split exactly and the refinement's memberships and losses to rounding."""
+    parent = torch.ones(len(small))
+    plain = run_split(small, parent)
+    batched = run_split(small, parent, overrides={**QUICK, "batch_groups": True})
+    assert len(plain) == len(batched) == 2
+    np.testing.assert_array_equal(batched[0].memberships, plain[0].memberships)
+    np.testing.assert_allclose(batched[1].memberships, plain[1].memberships, rtol=0, atol=1e-3)
+    for name, value in plain[1].metrics.items():
+        assert batched[1].metrics[name] == pytest.approx(value, rel=1e-3, abs=1e-3), name
+    assert {n: sorted(m) for n, m in batched[1].models.items()} == {
+        n: sorted(m) for n, m in plain[1].models.items()
+    }
+
+
+@pytest.mark.parametrize("stop_at", [1, 4])
+def test_batched_groups_resume_bit_identically(small, stop_at: int) -> None:
+    splitter = HCMGANSplitter()
+    parent = torch.ones(len(small))
+    overrides = {**QUICK, "batch_groups": True}
+    raw = splitter.run_stage("raw", context(small, parent, overrides=overrides))
+    previous = torch.from_numpy(raw.memberships)
+    whole = splitter.run_stage("refine1", context(small, parent, previous, overrides=overrides))
+    store = MemoryCheckpointer()
+    with pytest.raises(Interrupted):
+        splitter.run_stage(
+            "refine1",
+            context(small, parent, previous, overrides=overrides, checkpoint=store,
+                    should_stop=StopAfter(stop_at)),
+        )  # fmt: skip
+    resumed = splitter.run_stage(
+        "refine1", context(small, parent, previous, overrides=overrides, checkpoint=store)
+    )
+    np.testing.assert_array_equal(whole.memberships, resumed.memberships)
+    for name, state in whole.models.items():
+        for key, value in state.items():
+            np.testing.assert_array_equal(value, resumed.models[name][key], err_msg=name + key)
+
+
 def test_epoch_budget_scales_with_node_mass(small) -> None:
     overrides = {"raw_iters": 0, "raw_epochs": 2.0, "batch_real": 50, "refinements": 0}
     progress = Recorder()
@@ -318,6 +358,8 @@ def test_collapse_is_retried_and_a_failed_refinement_keeps_the_previous_split(sm
         {"no_such_setting": 1},
         {"compile": "fast"},
         {"invert": 1.5},
+        {"batch_groups": True, "lambda_contrast": 1.0},
+        {"batch_groups": True, "compile": "trace"},
     ],
 )
 def test_bad_settings_are_user_errors(overrides: dict[str, Any]) -> None:

@@ -94,6 +94,7 @@ class Config:
     tint: float = 0.0  # colour-cast strength of a view (colour images)
     invert: float = 0.0  # probability that a view's grey levels are inverted
     compile: str = "off"  # off | inductor | cudagraphs | trace: torch.compile the networks
+    batch_groups: bool = False  # a refinement's k groups trained as one batched model (GPU)
     inherit: bool = False  # start discriminators from the parent split's trunk
     embed_iters: int = 0  # contrastive-only trunk iterations before a split with no parent trunk
     embed_batch: int = 128  # real images per contrastive warm-up iteration
@@ -146,6 +147,11 @@ class Config:
                 raise HCTreeError(f"setting {name} must be >= 0.")
         if self.compile not in COMPILE:
             raise HCTreeError(f"setting compile must be one of {', '.join(COMPILE)}.")
+        if self.batch_groups and (self.uses_views or self.compile != "off"):
+            raise HCTreeError(
+                "setting batch_groups works only without view losses (lambda_contrast, "
+                "lambda_agree, lambda_balance at 0) and with compile=off."
+            )
         if not 0 <= self.invert <= 1:
             raise HCTreeError("setting invert must be a probability in [0, 1].")
         if not 0 <= self.min_child_fraction < 0.5:
@@ -331,6 +337,13 @@ def _compile_nets(nets: _Nets, setting: str) -> None:
         module.compile(**options)
 
 
+def _stack_groups(nets: _Nets, config: Config, device: torch.device):
+    """A refinement's networks stacked for the batched step (hcmgan_batched.BatchedGroups)."""
+    from hctree.splitters.hcmgan_batched import stack_groups  # it builds on this module
+
+    return stack_groups(nets, config, device)
+
+
 def _autocast(device: torch.device):
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
@@ -377,6 +390,7 @@ def _inherit_trunks(nets: _Nets, ctx: SplitContext, refine: bool) -> bool:
 
 def _state(
     nets: _Nets,
+    optimizers: dict[str, torch.optim.Optimizer],
     gen: torch.Generator,
     attempt: int,
     iteration: int,
@@ -388,7 +402,7 @@ def _state(
         for name, m in nets.components().items()
     }
     optims = {}
-    for name, opt in nets.optimizers().items():
+    for name, opt in optimizers.items():
         saved = opt.state_dict()["state"]
         optims[name] = {
             str(i): {key: torch.as_tensor(v).detach().cpu().clone() for key, v in s.items()}
@@ -405,11 +419,17 @@ def _state(
     }
 
 
-def _restore(nets: _Nets, gen: torch.Generator, state: dict[str, Any]) -> int:
-    """Load models, optimisers and RNG from a checkpoint; returns the next iteration."""
+def _restore_models(nets: _Nets, state: dict[str, Any]) -> None:
+    """Load the networks of a checkpoint."""
     for name, module in nets.components().items():
         module.load_state_dict({k: torch.as_tensor(v) for k, v in state["models"][name].items()})
-    for name, opt in nets.optimizers().items():
+
+
+def _restore(
+    optimizers: dict[str, torch.optim.Optimizer], gen: torch.Generator, state: dict[str, Any]
+) -> int:
+    """Load optimisers and RNG from a checkpoint; returns the next iteration."""
+    for name, opt in optimizers.items():
         full = opt.state_dict()
         full["state"] = {
             int(i): {key: torch.as_tensor(v) for key, v in s.items()}
@@ -721,7 +741,11 @@ class HCMGANSplitter:
         warm = 0 if refine or inherited else config.embed_iters
         gan_iters = _iterations(config, refine, mass, k)
         total = warm + gan_iters
-        start = _restore(nets, gen, saved) if saved is not None else 0
+        if saved is not None:
+            _restore_models(nets, saved)
+        groups = _stack_groups(nets, config, device) if refine and config.batch_groups else None
+        optimizers = nets.optimizers() if groups is None else groups.optimizers()
+        start = _restore(optimizers, gen, saved) if saved is not None else 0
         _compile_nets(nets, config.compile)
         targets = None if saved is None or "targets" not in saved else saved["targets"].to(device)
         seeded = not refine and config.split_init != "none"
@@ -742,15 +766,23 @@ class HCMGANSplitter:
                 if seeded and targets is None:
                     targets = _seed_targets(nets.discriminators[0], ctx, parent, gen)
                 sigma = config.noise * (1.0 - (i - warm + 1) / gan_iters)
-                losses = _train_step(nets, ctx.images, weights, config, sigma, gen, device, targets)
+                if groups is None:
+                    losses = _train_step(nets, ctx.images, weights, config, sigma, gen, device,
+                                         targets)  # fmt: skip
+                else:
+                    losses = groups.step(ctx.images, weights, config, sigma, gen, device)
             if (i + 1) % config.log_every == 0 or i + 1 == total:
                 ctx.progress.update(i + 1, curve.record(i + 1, losses))
-            if ctx.should_stop():
-                ctx.checkpoint.save(_state(nets, gen, attempt, i + 1, targets, curve))
+            stop = ctx.should_stop()
+            if stop or ctx.checkpoint.due():
+                if groups is not None:
+                    groups.unstack_into(nets)
+                ctx.checkpoint.save(_state(nets, optimizers, gen, attempt, i + 1, targets, curve))
+            if stop:
                 raise Interrupted()
-            if ctx.checkpoint.due():
-                ctx.checkpoint.save(_state(nets, gen, attempt, i + 1, targets, curve))
         ctx.progress.finish()
+        if groups is not None:
+            groups.unstack_into(nets)
 
         nets.generators.eval()
         nets.discriminators.eval()

@@ -18,8 +18,9 @@ batched buffers, so the in-place running-mean/variance updates land in each grou
 own slice, as in the sequential step. Only refinements (one discriminator per
 generator) are batched; checked with discriminator norms ``layer_norm`` and ``none``.
 
-This is a measured experiment (docs/benchmarks.md, ``bench/batched_refine.py``); the
-splitter still uses the sequential step.
+The splitter uses it when ``batch_groups`` is set (a GPU option: on the CPU it is
+slower, docs/benchmarks.md, ``bench/batched_refine.py``). A stage checkpoint then
+stores the per-group networks, unstacked, and the stacked optimisers' state.
 """
 
 from __future__ import annotations
@@ -58,6 +59,26 @@ class BatchedGroups:
     @property
     def k(self) -> int:
         return next(iter(self.gen_params.values())).shape[0]
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """Name -> optimiser, as a stage checkpoint stores them."""
+        return {"g": self.opt_g, "d": self.opt_d, "c": self.opt_c}
+
+    def step(
+        self,
+        images: torch.Tensor,
+        weights: list[torch.Tensor],
+        config: Config,
+        sigma: float,
+        gen: torch.Generator,
+        device: torch.device,
+    ) -> dict[str, torch.Tensor]:
+        """One refinement iteration of all k groups (:func:`batched_train_step`)."""
+        return batched_train_step(self, images, weights, config, sigma, gen, device)
+
+    def unstack_into(self, nets: _Nets) -> None:
+        """Copy the trained state back into the per-group modules (:func:`unstack_into`)."""
+        unstack_into(self, nets)
 
 
 def _template(module: nn.Module) -> nn.Module:
