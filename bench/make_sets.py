@@ -26,6 +26,12 @@ Each set is an ``.npz`` with ``images`` (uint8, N x H x W or N x H x W x 3),
 - ``washed``: 5,000 Fashion-MNIST images, each with its contrast cut to one of 1, 0.8,
   0.6 or 0.4 and lifted by a random offset that keeps it in range (``a x + b``, the
   background grey up to 0.6), drawn independently of the class.
+- ``noisy``: 5,000 Fashion-MNIST images with Gaussian pixel noise of a standard
+  deviation drawn per image from 0, 16, 32 and 48 grey levels (clipped to 0..255).
+- ``zoomed``: 5,000 Fashion-MNIST images shrunk about their centre by a factor drawn
+  uniformly from [0.6, 1] (bilinear): object size is a nuisance.
+- ``backdrop``: 5,000 Fashion-MNIST images laid as light objects over a plain
+  background of one of four colours, drawn independently of the class.
 
 Every set is drawn with a fixed seed from images the 10,000-image benchmark subset
 (``--subset 10000 --seed 0``) may also contain; the point is the nuisance, not
@@ -121,12 +127,46 @@ def washed(rng: np.random.Generator, n=5000):
     return np.clip(out, 0, 255).round().astype(np.uint8), labels, names
 
 
+NOISE = np.array([0.0, 16.0, 32.0, 48.0])
+
+
+def noisy(rng: np.random.Generator, n=5000):
+    images, labels, names = _fashion(n, rng)
+    sigma = NOISE[rng.integers(len(NOISE), size=len(images))]
+    noise = rng.standard_normal(images.shape).astype(np.float32) * sigma[:, None, None]
+    out = images.astype(np.float32) + noise
+    return np.clip(out, 0, 255).round().astype(np.uint8), labels, names
+
+
+def zoomed(rng: np.random.Generator, n=5000):
+    images, labels, names = _fashion(n, rng)
+    scale = rng.uniform(0.6, 1.0, size=len(images)).astype(np.float32)
+    theta = torch.zeros(len(images), 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = torch.from_numpy(1.0 / scale)
+    x = torch.from_numpy(images).float()[:, None]
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return out[:, 0].clamp(0, 255).round().to(torch.uint8).numpy(), labels, names
+
+
+BACKDROPS = np.array([[150.0, 40.0, 40.0], [40.0, 120.0, 60.0], [50.0, 60.0, 160.0], [90, 90, 90]])
+
+
+def backdrop(rng: np.random.Generator, n=5000):
+    images, labels, names = _fashion(n, rng)
+    colour = BACKDROPS[rng.integers(len(BACKDROPS), size=len(images))]
+    alpha = images[..., None].astype(np.float32) / 255.0
+    out = alpha * 255.0 + (1.0 - alpha) * colour[:, None, None, :]
+    return np.clip(out, 0, 255).round().astype(np.uint8), labels, names
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="bench/out")
     parser.add_argument(
         "--sets",
-        default="digits28,tinted4,shifted,inverted,tinted-dev,inverted-dev,dimmed,dimmed-dev,washed",
+        default="digits28,tinted4,shifted,inverted,tinted-dev,inverted-dev,dimmed,dimmed-dev,"
+        "washed,noisy,zoomed,backdrop",
     )
     args = parser.parse_args()
     out = Path(args.out)
@@ -135,7 +175,8 @@ def main() -> None:
               "inverted": inverted,
               "tinted-dev": lambda rng: tinted4(rng, (0, 3, 5, 9), DEV_TINTS),
               "inverted-dev": lambda rng: inverted(rng, (0, 3, 5, 9), 4000),
-              "dimmed": dimmed, "washed": washed,
+              "dimmed": dimmed, "washed": washed, "noisy": noisy, "zoomed": zoomed,
+              "backdrop": backdrop,
               "dimmed-dev": lambda rng: dimmed(rng, (0, 3, 5, 9), 4000)}  # fmt: skip
     for name in args.sets.split(","):
         images, labels, names = makers[name](np.random.default_rng(2026))

@@ -125,6 +125,13 @@ def parse_leaves(text: str) -> int | str:
     help="Join this Ray cluster with --workers [default: start one on this machine].",
 )
 @click.option(
+    "--batch-splits",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Train up to this many leaves' splits at once here, as one batched step (for a GPU).",
+)
+@click.option(
     "--deterministic",
     is_flag=True,
     help="Deterministic kernels only: a CUDA run then repeats itself exactly (slower).",
@@ -151,6 +158,7 @@ def grow(
     threads,
     workers,
     ray_address,
+    batch_splits,
     deterministic,
     quiet,
 ) -> None:
@@ -190,6 +198,7 @@ def grow(
         workers=workers,
         ray_address=ray_address,
         deterministic=deterministic,
+        batch_splits=batch_splits,
     )
     click.echo(f"{out}: {len(tree.leaves)} leaves")
     if tree.labels is not None:

@@ -31,6 +31,7 @@ from hctree.schedule import (
     Goal,
     InlineExecutor,
     StageOutcome,
+    TogetherExecutor,
     candidates,
     children_wanted,
     frontier,
@@ -69,6 +70,7 @@ class Workers:
     address: str | None = None  # an existing Ray cluster; None starts one here
     threads: int | None = None  # CPU threads per worker (default: cores / count)
     deterministic: bool = False  # deterministic kernels only (engine.deterministic_kernels)
+    together: int = 1  # splits trained as one batched step in this process (count == 1)
 
 
 @dataclass
@@ -284,6 +286,7 @@ def grow(
     leaf_order: str | None = None,
     polarity: str | None = None,
     levels: str | None = None,
+    batch_splits: int = 1,
 ) -> Tree:
     """Grow (or resume growing) the tree in ``out`` until it has ``leaves`` leaves.
 
@@ -308,7 +311,10 @@ def grow(
     backgrounds is trained on with every image on a dark one (hctree.polarity); the
     decision is stored with the tree. ``levels`` (the same choices): whether a set
     whose exposure varies is trained on with every image stretched from black to
-    white (hctree.levels), after the polarity rule.
+    white (hctree.levels), after the polarity rule. ``batch_splits`` > 1 trains up
+    to that many leaves' splits at once in this process, the same stage of several
+    nodes as one batched step (a GPU option; the same computation up to float
+    rounding, hctree.splitters.hcmgan_frontier).
     """
     out = Path(out)
     progress = progress or NullProgress()
@@ -343,6 +349,10 @@ def grow(
         raise HCTreeError("--checkpoint-every must be zero or more seconds.")
     if not isinstance(workers, int) or workers < 1:
         raise HCTreeError(f"--workers must be at least 1, not {workers}.")
+    if not isinstance(batch_splits, int) or batch_splits < 1:
+        raise HCTreeError(f"--batch-splits must be at least 1, not {batch_splits}.")
+    if batch_splits > 1 and workers > 1:
+        raise HCTreeError("--batch-splits runs splits in this process; use it without --workers.")
     if workers > 1:
         from hctree.workers import require_ray
 
@@ -391,7 +401,7 @@ def grow(
             torch_device,
             checkpoint_every,
             progress,
-            Workers(workers, ray_address, threads, deterministic),
+            Workers(workers, ray_address, threads, deterministic, batch_splits),
         )
     return Tree(read_tree(out), out)
 
@@ -475,6 +485,9 @@ def _executor(
     def checkpointer(node: str, stage: str) -> FileCheckpointer:
         return FileCheckpointer(out, node, stage, checkpoint_every, progress)
 
+    if workers.together > 1:
+        return TogetherExecutor(images, splitter, config, device, checkpointer, progress, stop,
+                                slots=workers.together)  # fmt: skip
     return InlineExecutor(images, splitter, config, device, checkpointer, progress, stop)
 
 

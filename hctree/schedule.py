@@ -171,21 +171,19 @@ def check_result(result: StageResult, parent: np.ndarray, k: int, where: str) ->
     return np.clip(memberships, 0.0, None)
 
 
-def run_job(
+def job_context(
     job: StageJob,
     images: torch.Tensor,
-    splitter: Any,
     config: Any,
     device: torch.device,
     checkpoint: Checkpointer,
     progress: Progress,
     should_stop: Callable[[], bool],
-) -> StageOutcome:
-    """Train one stage; after the split's last stage also test its support."""
-    parent = torch.from_numpy(job.membership).to(device)
-    ctx = SplitContext(
+) -> SplitContext:
+    """The splitter's view of ``job``: its tensors on ``device`` and its derived seed."""
+    return SplitContext(
         images=images,
-        membership=parent,
+        membership=torch.from_numpy(job.membership).to(device),
         previous=None if job.previous is None else torch.from_numpy(job.previous).to(device),
         k=job.k,
         config=config,
@@ -199,8 +197,70 @@ def run_job(
         child_index=job.child_index,
         stage_models=job.stage_models,
     )
+
+
+def run_job(
+    job: StageJob,
+    images: torch.Tensor,
+    splitter: Any,
+    config: Any,
+    device: torch.device,
+    checkpoint: Checkpointer,
+    progress: Progress,
+    should_stop: Callable[[], bool],
+) -> StageOutcome:
+    """Train one stage; after the split's last stage also test its support."""
+    ctx = job_context(job, images, config, device, checkpoint, progress, should_stop)
     started = time.monotonic()
     result = splitter.run_stage(job.stage, ctx)
+    return job_outcome(job, result, images, splitter, config, device, time.monotonic() - started)
+
+
+def run_jobs_together(
+    jobs: list[StageJob],
+    images: torch.Tensor,
+    splitter: Any,
+    config: Any,
+    device: torch.device,
+    checkpointer: Callable[[str, str], Checkpointer],
+    progress: Progress,
+    should_stop: Callable[[], bool],
+) -> list[StageOutcome]:
+    """The same stage of several nodes' splits, as one batched step where the splitter
+    has one (``run_stages_together``); each outcome carries the batch's wall time."""
+    stages = {job.stage for job in jobs}
+    if len(stages) != 1:
+        raise ValueError(f"jobs of one batch must share a stage, not {sorted(stages)}")
+    contexts = [
+        job_context(
+            job, images, config, device, checkpointer(job.node, job.stage), progress, should_stop
+        )  # fmt: skip
+        for job in jobs
+    ]
+    started = time.monotonic()
+    if len(jobs) > 1 and hasattr(splitter, "run_stages_together"):
+        results = splitter.run_stages_together(jobs[0].stage, contexts)
+    else:
+        results = [
+            splitter.run_stage(job.stage, ctx) for job, ctx in zip(jobs, contexts, strict=True)
+        ]
+    seconds = time.monotonic() - started
+    return [
+        job_outcome(job, result, images, splitter, config, device, seconds)
+        for job, result in zip(jobs, results, strict=True)
+    ]
+
+
+def job_outcome(
+    job: StageJob,
+    result: StageResult,
+    images: torch.Tensor,
+    splitter: Any,
+    config: Any,
+    device: torch.device,
+    seconds: float,
+) -> StageOutcome:
+    """A trained stage's checked memberships; after the split's last stage, its support."""
     memberships = check_result(result, job.membership, job.k, f"{job.node} {job.stage}")
     final = bool(result.stop) or job.stage == splitter.stages(config)[-1]
     support = None
@@ -216,7 +276,7 @@ def run_job(
         memberships=memberships,
         models=dict(result.models),
         metrics=dict(result.metrics),
-        seconds=time.monotonic() - started,
+        seconds=seconds,
         curves=dict(result.curves),
         final=final,
         support=support,
@@ -294,3 +354,42 @@ class InlineExecutor:
 
     def __exit__(self, *exc: object) -> None:
         self._job = None
+
+
+class TogetherExecutor(InlineExecutor):
+    """Runs up to ``slots`` splits here, the same stage of several nodes trained as one
+    batched step (``--batch-splits``: one launch per layer for all of them, for a GPU).
+
+    ``wait`` hands back one outcome at a time; when none is left over from the last
+    batch, it trains every submitted job of the first job's stage together.
+    """
+
+    def __init__(self, *args: Any, slots: int) -> None:
+        super().__init__(*args)
+        self.slots = slots
+        self._jobs: list[StageJob] = []
+        self._done: list[StageOutcome] = []
+
+    @property
+    def running(self) -> set[str]:
+        return {job.node for job in self._jobs} | {outcome.node for outcome in self._done}
+
+    def submit(self, job: StageJob) -> None:
+        if job.node in self.running:
+            raise RuntimeError(f"a stage of {job.node} is already submitted")
+        self._jobs.append(job)
+
+    def wait(self) -> StageOutcome:
+        if not self._done:
+            if not self._jobs:
+                raise RuntimeError("no stage was submitted")
+            stage = self._jobs[0].stage
+            batch = [job for job in self._jobs if job.stage == stage]
+            self._jobs = [job for job in self._jobs if job.stage != stage]
+            self._done = run_jobs_together(batch, self.images, self.splitter, self.config,
+                                           self.device, self.checkpointer, self.progress,
+                                           self.should_stop)  # fmt: skip
+        return self._done.pop(0)
+
+    def __exit__(self, *exc: object) -> None:
+        self._jobs, self._done = [], []

@@ -669,6 +669,199 @@ def _iterations(config: Config, refine: bool, mass: float, k: int) -> int:
     return fixed if fixed > 0 else max(1, math.ceil(epochs * mass / per_epoch))
 
 
+def _check_stage(stage: str, ctx: SplitContext) -> bool:
+    """Whether ``stage`` is a refinement; raises on a stage this splitter does not have."""
+    refine = stage.startswith("refine")
+    if refine and ctx.previous is None:
+        raise ValueError(f"stage {stage} needs the previous stage's memberships")
+    if stage != "raw" and not refine:
+        raise ValueError(f"unknown HC-MGAN stage {stage!r}")
+    return refine
+
+
+@dataclass
+class Attempt:
+    """One training attempt of one stage of one node's split: its networks, random
+    stream, budget and where it stands (iteration ``start``)."""
+
+    stage: str
+    ctx: SplitContext
+    number: int
+    nets: _Nets
+    gen: torch.Generator
+    weights: list[torch.Tensor]  # where each discriminator draws real images, float [N]
+    warm: int  # contrastive warm-up iterations
+    gan_iters: int
+    start: int
+    targets: torch.Tensor | None
+    curve: LossCurve
+    groups: Any = None  # hcmgan_batched.BatchedGroups when batch_groups is set
+
+    @property
+    def config(self) -> Config:
+        return self.ctx.config
+
+    @property
+    def refine(self) -> bool:
+        return self.stage.startswith("refine")
+
+    @property
+    def total(self) -> int:
+        return self.warm + self.gan_iters
+
+    @property
+    def seeded(self) -> bool:
+        return not self.refine and self.config.split_init != "none"
+
+    @property
+    def parent(self) -> torch.Tensor:
+        return self.ctx.membership.float()
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return self.nets.optimizers() if self.groups is None else self.groups.optimizers()
+
+    def sigma(self, i: int) -> float:
+        """Instance noise at iteration ``i``: linear from ``noise`` to 0 over the GAN phase."""
+        return self.config.noise * (1.0 - (i - self.warm + 1) / self.gan_iters)
+
+    def batchable(self, first: Attempt) -> bool:
+        """Whether this attempt can train in one batched step with ``first``'s."""
+        return (
+            self.warm == 0
+            and first.warm == 0
+            and self.start == first.start
+            and self.ctx.k == first.ctx.k
+            and self.groups is None
+            and self.config.compile == "off"
+        )
+
+    def seed_targets(self) -> None:
+        """Draw the seeded split's targets if it needs them and has none yet."""
+        if self.seeded and self.targets is None:
+            self.targets = _seed_targets(
+                self.nets.discriminators[0], self.ctx, self.parent, self.gen
+            )
+
+    def step(self, i: int) -> dict[str, torch.Tensor]:
+        """Iteration ``i``: a warm-up step, or (seeding first if needed) a GAN step."""
+        nets, config, ctx = self.nets, self.config, self.ctx
+        if i == self.warm and self.warm:
+            _set_beta1(nets.opt_d[0], config.beta1)
+        if i < self.warm:
+            return _embed_step(nets.discriminators[0], nets.opt_d[0], ctx.images, self.parent,
+                               config, self.gen, ctx.device)  # fmt: skip
+        self.seed_targets()
+        if self.groups is not None:
+            return self.groups.step(ctx.images, self.weights, config, self.sigma(i), self.gen,
+                                    ctx.device)  # fmt: skip
+        return _train_step(nets, ctx.images, self.weights, config, self.sigma(i), self.gen,
+                           ctx.device, self.targets)  # fmt: skip
+
+    def snapshot(self, iteration: int) -> dict[str, Any]:
+        """The checkpoint state after ``iteration`` iterations."""
+        if self.groups is not None:
+            self.groups.unstack_into(self.nets)
+        return _state(self.nets, self.optimizers(), self.gen, self.number, iteration,
+                      self.targets, self.curve)  # fmt: skip
+
+    def train(self) -> tuple[Attempt, dict[str, torch.Tensor]]:
+        """Run the remaining iterations (checkpointing, stopping on request)."""
+        ctx = self.ctx
+        ctx.progress.start(f"{ctx.node} {self.stage}", self.total, self.start)
+        losses: dict[str, torch.Tensor] = {}
+        if self.start < self.warm:
+            _set_beta1(self.nets.opt_d[0], self.config.embed_beta1)
+        for i in range(self.start, self.total):
+            losses = self.step(i)
+            if (i + 1) % self.config.log_every == 0 or i + 1 == self.total:
+                ctx.progress.update(i + 1, self.curve.record(i + 1, losses))
+            stop = ctx.should_stop()
+            if stop or ctx.checkpoint.due():
+                ctx.checkpoint.save(self.snapshot(i + 1))
+            if stop:
+                raise Interrupted()
+        ctx.progress.finish()
+        if self.groups is not None:
+            self.groups.unstack_into(self.nets)
+        return self, losses
+
+    def train_and_finish(self) -> tuple[StageResult, str]:
+        return self.finish(self.train()[1])
+
+    def finish(self, losses: dict[str, torch.Tensor]) -> tuple[StageResult, str]:
+        """Re-estimate the split with the trained networks; returns the result and a
+        collapse description ('' if none)."""
+        nets, config, ctx, device = self.nets, self.config, self.ctx, self.ctx.device
+        parent = self.parent
+        mass = float(parent.sum())
+        nets.generators.eval()
+        nets.discriminators.eval()
+        probs = engine.predict_in_batches(
+            _ensemble(nets.discriminators, device), ctx.images, config.predict_batch, parent > 0
+        )
+        children = probs.T * parent  # [k, N]
+        scale = max(float(parent.abs().max()), 1.0)
+        if not torch.allclose(children.sum(0), parent, rtol=1e-5, atol=1e-5 * scale):
+            raise AssertionError("children memberships do not sum to the parent's")
+
+        fractions = children.sum(1) / max(mass, 1e-12)
+        metrics = {f"loss_{n}": float(v) for n, v in losses.items()}
+        metrics.update({f"mass{j}": float(f) for j, f in enumerate(fractions)})
+        gen_losses = _generator_losses(nets, config, self.gen, device)
+        metrics["min_fake_loss"] = float(gen_losses.min())
+        stop = False
+        if self.refine:
+            moved = float((children - ctx.previous.float()).abs().sum()) / (2 * max(mass, 1e-12))
+            metrics["change"] = moved
+            stop = moved < config.stop_threshold
+
+        collapse = ""
+        if float(fractions.min()) < config.min_child_fraction:
+            collapse = f"a child received {float(fractions.min()):.4f} of the node's mass"
+        elif float(gen_losses.min()) < config.collapse_loss:
+            collapse = "a generator collapsed (its images are trivially rejected)"
+        models = {name: engine.state_to_numpy(m) for name, m in nets.components().items()}
+        memberships = children.float().cpu().numpy()
+        result = StageResult(memberships, models, metrics, stop=stop, curves=self.curve.arrays())
+        return result, collapse
+
+
+def begin_attempt(
+    stage: str, ctx: SplitContext, number: int, saved: dict[str, Any] | None
+) -> Attempt:
+    """Networks, random stream and budget of attempt ``number``, from a checkpoint if given."""
+    config: Config = ctx.config
+    refine = stage.startswith("refine")
+    k, device = ctx.k, ctx.device
+    parent = ctx.membership.float()
+    seed = ctx.seed if number == 0 else engine.derive_seed(ctx.seed, "attempt", number)
+    image_shape = tuple(ctx.images.shape[1:])
+    nets = _build_nets(config, k, refine, image_shape, engine.derive_seed(seed, "init"), device)
+    inherited = config.inherit and _inherit_trunks(nets, ctx, refine)
+    gen = engine.make_generator(engine.derive_seed(seed, "train"), device)
+    if saved is not None:
+        _restore_models(nets, saved)
+    groups = _stack_groups(nets, config, device) if refine and config.batch_groups else None
+    attempt = Attempt(
+        stage=stage,
+        ctx=ctx,
+        number=number,
+        nets=nets,
+        gen=gen,
+        weights=list(ctx.previous.float()) if refine else [parent],
+        warm=0 if refine or inherited else config.embed_iters,
+        gan_iters=_iterations(config, refine, float(parent.sum()), k),
+        start=0,
+        targets=None if saved is None or "targets" not in saved else saved["targets"].to(device),
+        curve=LossCurve.from_arrays(None if saved is None else saved.get("curve")),
+        groups=groups,
+    )
+    if saved is not None:
+        attempt.start = _restore(attempt.optimizers(), gen, saved)
+    _compile_nets(nets, config.compile)
+    return attempt
+
+
 # ---------------------------------------------------------------- the splitter
 
 
@@ -685,135 +878,64 @@ class HCMGANSplitter:
 
     def run_stage(self, stage: str, ctx: SplitContext) -> StageResult:
         """Train one stage (retrying collapsed attempts) and re-estimate the split."""
-        refine = stage.startswith("refine")
-        if refine and ctx.previous is None:
-            raise ValueError(f"stage {stage} needs the previous stage's memberships")
-        if stage != "raw" and not refine:
-            raise ValueError(f"unknown HC-MGAN stage {stage!r}")
-        config: Config = ctx.config
+        refine = _check_stage(stage, ctx)
         if refine and bool((ctx.previous.sum(1) <= 0).any()):
             ctx.progress.message(f"{ctx.node} {stage}: a child is empty; nothing to refine.")
             keep = ctx.previous.detach().float().cpu().numpy()
             return StageResult(keep, {}, {"attempts": 0.0, "collapsed": 1.0}, stop=True)
         saved = ctx.checkpoint.load()
         attempt = int(saved["attempt"]) if saved is not None else 0
-        while True:
-            result, collapse = self._attempt(stage, refine, ctx, attempt, saved)
-            saved = None
-            if not collapse or attempt + 1 >= config.max_attempts:
-                break
-            attempt += 1
+        return self.settle(begin_attempt(stage, ctx, attempt, saved).train())
+
+    def run_stages_together(self, stage: str, contexts: list[SplitContext]) -> list[StageResult]:
+        """The same stage of several nodes' splits, trained as one batched step where it
+        can be (raw splits that start at the same iteration, hctree.splitters.hcmgan_frontier);
+        otherwise one after the other. Each result is what :meth:`run_stage` computes, up
+        to float rounding."""
+        from hctree.splitters.hcmgan_frontier import train_together  # builds on this module
+
+        attempts = []
+        for ctx in contexts:
+            _check_stage(stage, ctx)
+            saved = ctx.checkpoint.load()
+            attempt = int(saved["attempt"]) if saved is not None else 0
+            attempts.append(begin_attempt(stage, ctx, attempt, saved))
+        if (
+            stage != "raw"
+            or len(attempts) < 2
+            or not all(a.batchable(attempts[0]) for a in attempts)
+        ):
+            return [self.settle(a.train()) for a in attempts]
+        return [self.settle(trained) for trained in train_together(attempts)]
+
+    def settle(self, trained: tuple[Attempt, dict[str, torch.Tensor]]) -> StageResult:
+        """Finish a trained attempt; retry a collapsed one up to ``max_attempts``."""
+        attempt, losses = trained
+        result, collapse = attempt.finish(losses)
+        stage, ctx, config = attempt.stage, attempt.ctx, attempt.config
+        number = attempt.number
+        while collapse and number + 1 < config.max_attempts:
+            number += 1
             ctx.progress.message(
-                f"{ctx.node} {stage}: {collapse}; retrying (attempt {attempt + 1} "
+                f"{ctx.node} {stage}: {collapse}; retrying (attempt {number + 1} "
                 f"of {config.max_attempts})."
             )
-        result.metrics["attempts"] = float(attempt + 1)
+            result, collapse = begin_attempt(stage, ctx, number, None).train_and_finish()
+        result.metrics["attempts"] = float(number + 1)
         result.metrics["collapsed"] = float(bool(collapse))
         if collapse:
             ctx.progress.message(
-                f"{ctx.node} {stage}: {collapse} after {attempt + 1} attempts; "
-                + ("keeping the previous stage's split." if refine else "keeping this split.")
+                f"{ctx.node} {stage}: {collapse} after {number + 1} attempts; "
+                + (
+                    "keeping the previous stage's split."
+                    if attempt.refine
+                    else "keeping this split."
+                )
             )
-            if refine:
+            if attempt.refine:
                 keep = ctx.previous.detach().float().cpu().numpy()
                 return StageResult(keep, {}, result.metrics, stop=True, curves=result.curves)
         return result
-
-    def _attempt(
-        self,
-        stage: str,
-        refine: bool,
-        ctx: SplitContext,
-        attempt: int,
-        saved: dict[str, Any] | None,
-    ) -> tuple[StageResult, str]:
-        """One training attempt; returns the result and a collapse description ('' if none)."""
-        config: Config = ctx.config
-        k, device = ctx.k, ctx.device
-        parent = ctx.membership.float()
-        mass = float(parent.sum())
-        seed = ctx.seed if attempt == 0 else engine.derive_seed(ctx.seed, "attempt", attempt)
-        image_shape = tuple(ctx.images.shape[1:])
-        nets = _build_nets(config, k, refine, image_shape, engine.derive_seed(seed, "init"), device)
-        inherited = config.inherit and _inherit_trunks(nets, ctx, refine)
-        gen = engine.make_generator(engine.derive_seed(seed, "train"), device)
-        weights = list(ctx.previous.float()) if refine else [parent]
-        warm = 0 if refine or inherited else config.embed_iters
-        gan_iters = _iterations(config, refine, mass, k)
-        total = warm + gan_iters
-        if saved is not None:
-            _restore_models(nets, saved)
-        groups = _stack_groups(nets, config, device) if refine and config.batch_groups else None
-        optimizers = nets.optimizers() if groups is None else groups.optimizers()
-        start = _restore(optimizers, gen, saved) if saved is not None else 0
-        _compile_nets(nets, config.compile)
-        targets = None if saved is None or "targets" not in saved else saved["targets"].to(device)
-        seeded = not refine and config.split_init != "none"
-        curve = LossCurve.from_arrays(None if saved is None else saved.get("curve"))
-
-        title = f"{ctx.node} {stage}"
-        ctx.progress.start(title, total, start)
-        losses: dict[str, torch.Tensor] = {}
-        if start < warm:
-            _set_beta1(nets.opt_d[0], config.embed_beta1)
-        for i in range(start, total):
-            if i == warm and warm:
-                _set_beta1(nets.opt_d[0], config.beta1)
-            if i < warm:
-                losses = _embed_step(nets.discriminators[0], nets.opt_d[0], ctx.images, parent,
-                                     config, gen, device)  # fmt: skip
-            else:
-                if seeded and targets is None:
-                    targets = _seed_targets(nets.discriminators[0], ctx, parent, gen)
-                sigma = config.noise * (1.0 - (i - warm + 1) / gan_iters)
-                if groups is None:
-                    losses = _train_step(nets, ctx.images, weights, config, sigma, gen, device,
-                                         targets)  # fmt: skip
-                else:
-                    losses = groups.step(ctx.images, weights, config, sigma, gen, device)
-            if (i + 1) % config.log_every == 0 or i + 1 == total:
-                ctx.progress.update(i + 1, curve.record(i + 1, losses))
-            stop = ctx.should_stop()
-            if stop or ctx.checkpoint.due():
-                if groups is not None:
-                    groups.unstack_into(nets)
-                ctx.checkpoint.save(_state(nets, optimizers, gen, attempt, i + 1, targets, curve))
-            if stop:
-                raise Interrupted()
-        ctx.progress.finish()
-        if groups is not None:
-            groups.unstack_into(nets)
-
-        nets.generators.eval()
-        nets.discriminators.eval()
-        probs = engine.predict_in_batches(
-            _ensemble(nets.discriminators, device), ctx.images, config.predict_batch, parent > 0
-        )
-        children = probs.T * parent  # [k, N]
-        scale = max(float(parent.abs().max()), 1.0)
-        if not torch.allclose(children.sum(0), parent, rtol=1e-5, atol=1e-5 * scale):
-            raise AssertionError("children memberships do not sum to the parent's")
-
-        fractions = children.sum(1) / max(mass, 1e-12)
-        metrics = {f"loss_{n}": float(v) for n, v in losses.items()}
-        metrics.update({f"mass{j}": float(f) for j, f in enumerate(fractions)})
-        gen_losses = _generator_losses(nets, config, gen, device)
-        metrics["min_fake_loss"] = float(gen_losses.min())
-        stop = False
-        if refine:
-            moved = float((children - ctx.previous.float()).abs().sum()) / (2 * max(mass, 1e-12))
-            metrics["change"] = moved
-            stop = moved < config.stop_threshold
-
-        collapse = ""
-        if float(fractions.min()) < config.min_child_fraction:
-            collapse = f"a child received {float(fractions.min()):.4f} of the node's mass"
-        elif float(gen_losses.min()) < config.collapse_loss:
-            collapse = "a generator collapsed (its images are trivially rejected)"
-        models = {name: engine.state_to_numpy(m) for name, m in nets.components().items()}
-        memberships = children.float().cpu().numpy()
-        result = StageResult(memberships, models, metrics, stop=stop, curves=curve.arrays())
-        return result, collapse
 
     # ------------------------------------------------------------ using stored models
 
