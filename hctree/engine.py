@@ -178,3 +178,30 @@ def set_rng_state(gen: torch.Generator, state: torch.Tensor) -> None:
 
 def count_parameters(modules: Iterable[torch.nn.Module]) -> int:
     return sum(p.numel() for m in modules for p in m.parameters())
+
+
+# torch.compile arguments of each splitter's ``compile`` setting. ``inductor`` fuses
+# each network's forward and backward kernels; ``cudagraphs`` also replays them as
+# CUDA graphs (fewer launches, for the GPU); ``trace`` captures the graphs without
+# generating code, to check that capture changes nothing.
+COMPILE: dict[str, dict[str, Any] | None] = {
+    "off": None,
+    "inductor": {},
+    "cudagraphs": {"mode": "reduce-overhead"},
+    "trace": {"backend": "aot_eager"},
+}
+
+
+def check_compile(setting: str) -> None:
+    """Raise HCTreeError unless ``setting`` is a ``compile`` value."""
+    if setting not in COMPILE:
+        raise HCTreeError(f"setting compile must be one of {', '.join(COMPILE)}.")
+
+
+def compile_modules(modules: Iterable[torch.nn.Module], setting: str) -> None:
+    """``torch.compile`` each module in place (its state dict keeps its keys)."""
+    options = COMPILE[setting]
+    if options is None:
+        return
+    for module in modules:
+        module.compile(**options)

@@ -119,6 +119,17 @@ def test_same_seed_same_memberships_other_seed_differs(small):
     assert (first.memberships[:, membership.numpy() == 0] == 0).all()
 
 
+def test_a_compiled_split_trains_like_the_eager_one(small):
+    """compile=trace captures G's and D's graphs without generating code: the same split."""
+    images, membership, config = small
+    eager = C3GANSplitter().run_stage("train", split_context(images, membership, config))
+    traced = dataclasses.replace(config, compile="trace")
+    compiled = C3GANSplitter().run_stage("train", split_context(images, membership, traced))
+    np.testing.assert_allclose(compiled.memberships, eager.memberships, rtol=0, atol=1e-6)
+    for name, value in eager.metrics.items():
+        assert compiled.metrics[name] == pytest.approx(value, rel=1e-5, abs=1e-6), name
+
+
 def test_graph_grouping_is_seeded_and_keeps_the_parent_mass(small):
     images, membership, config = small
     config = dataclasses.replace(config, grouping="graph", overcluster=3)
@@ -320,6 +331,7 @@ def test_a_child_split_inherits_the_parent_networks_and_skips_the_warm_up(small)
         {"grouping": "nearest"},
         {"embed_iters": -1},
         {"spectral_parts": -2},
+        {"compile": "fast"},
     ],
 )
 def test_bad_settings_are_user_errors(overrides):

@@ -87,6 +87,7 @@ class Config:
     predict_batch: int = 1024
     bn_batches: int = 50
     log_every: int = 20  # iterations between progress reports and curve points
+    compile: str = "off"  # off | inductor | cudagraphs | trace: torch.compile G and D
 
     def validate(self) -> None:
         """Raise HCTreeError naming the first setting with a bad value."""
@@ -121,6 +122,7 @@ class Config:
             raise HCTreeError(
                 f"setting perturbation must be one of {names}, not {self.perturbation!r}."
             )
+        engine.check_compile(self.compile)
         if self.grouping not in GROUPINGS:
             names = ", ".join(GROUPINGS)
             raise HCTreeError(f"setting grouping must be one of {names}, not {self.grouping!r}.")
@@ -491,6 +493,7 @@ class C3GANSplitter:
         if saved is not None:
             start, losses = trainer.restore(saved)
         curve = LossCurve.from_arrays(None if saved is None else saved.get("curve"))
+        engine.compile_modules([trainer.gen_net, trainer.disc], cfg.compile)
 
         ctx.progress.start(f"{ctx.node} {stage}", total, start)
         trainer.gen_net.train()

@@ -145,8 +145,7 @@ class Config:
         for name in ("seed_views", "seed_recolours"):
             if getattr(self, name) < 0:
                 raise HCTreeError(f"setting {name} must be >= 0.")
-        if self.compile not in COMPILE:
-            raise HCTreeError(f"setting compile must be one of {', '.join(COMPILE)}.")
+        engine.check_compile(self.compile)
         if self.batch_groups and (self.uses_views or self.compile != "off"):
             raise HCTreeError(
                 "setting batch_groups works only without view losses (lambda_contrast, "
@@ -312,29 +311,13 @@ def _build_nets(
     )
 
 
-# torch.compile arguments of each ``compile`` setting. ``inductor`` fuses each
-# network's forward and backward kernels; ``cudagraphs`` also replays them as CUDA
-# graphs (fewer launches, for the GPU); ``trace`` captures the graphs without
-# generating code, to check that capture changes nothing.
-COMPILE: dict[str, dict[str, Any] | None] = {
-    "off": None,
-    "inductor": {},
-    "cudagraphs": {"mode": "reduce-overhead"},
-    "trace": {"backend": "aot_eager"},
-}
-
-
 def _compile_nets(nets: _Nets, setting: str) -> None:
     """Compile every generator and discriminator trunk in place (state dicts unchanged).
 
     The trunks and generators hold nearly all of a step's arithmetic; the heads,
     losses, random draws and optimiser steps stay eager.
     """
-    options = COMPILE[setting]
-    if options is None:
-        return
-    for module in [*nets.generators, *(d.trunk for d in nets.discriminators)]:
-        module.compile(**options)
+    engine.compile_modules([*nets.generators, *(d.trunk for d in nets.discriminators)], setting)
 
 
 def _stack_groups(nets: _Nets, config: Config, device: torch.device):
