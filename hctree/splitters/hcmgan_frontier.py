@@ -46,7 +46,6 @@ class _Draws:
     real_noise: torch.Tensor  # [b_real, C, H, W]
     views: torch.Tensor | None  # [2*b_real, C, H, W]
     targets: torch.Tensor | None  # int64 [b_real]
-    sigma: float
 
 
 def _draw(attempt: Attempt, i: int) -> _Draws:
@@ -69,7 +68,7 @@ def _draw(attempt: Attempt, i: int) -> _Draws:
     real_noise = noise(tuple(clean.shape))
     views = _two_views(clean, config, gen) if config.uses_views else None
     targets = None if attempt.targets is None else attempt.targets[idx]
-    return _Draws(z, fake_noise, clean, real_noise, views, targets, sigma)
+    return _Draws(z, fake_noise, clean, real_noise, views, targets)
 
 
 def _template(module: nn.Module) -> nn.Module:
@@ -94,6 +93,9 @@ class _Stack:
             _template(disc.c_head),
         )
         self.p_head = None if disc.p_head is None else _template(disc.p_head)
+        # the leaves' noise schedules, on the device once (no copy per step)
+        self.warm = torch.tensor([float(a.warm) for a in attempts], device=device)
+        self.gan_iters = torch.tensor([float(a.gan_iters) for a in attempts], device=device)
         self.gen_params, self.gen_buffers = map(dict, stack_module_state(self.gens))
         self.trunk_params = dict(stack_module_state([d.trunk for d in self.discs])[0])
         self.d_head_params = dict(stack_module_state([d.d_head for d in self.discs])[0])
@@ -165,14 +167,19 @@ class _Stack:
 
         return vmap(one)(self.gen_params, self.gen_buffers, z)
 
-    def step(self, draws: list[_Draws]) -> list[dict[str, torch.Tensor]]:
-        """One iteration of every leaf; each leaf's losses as ``_train_step`` reports them."""
+    def step(self, i: int, draws: list[_Draws]) -> list[dict[str, torch.Tensor]]:
+        """Iteration ``i`` of every leaf; each leaf's losses as ``_train_step`` reports them.
+
+        Each leaf's instance noise is ``Attempt.sigma(i)``, computed on the device; where
+        it has decayed to zero the leaf's noise draws are zeros, so the level is moot.
+        """
         first = self.attempts[0]
         config, device = first.config, first.ctx.device
         w, k, b = len(draws), self.k, config.batch_gen
         labels = torch.arange(k, device=device).repeat_interleave(b)
         z = torch.cat([d.z for d in draws])
-        sigma = torch.tensor([d.sigma for d in draws], device=device).view(w, 1, 1, 1, 1)
+        sigma = config.noise * (1.0 - (i - self.warm + 1) / self.gan_iters)
+        sigma = sigma.view(w, 1, 1, 1, 1)
         with _autocast(device):
             fakes = self._generate(z)
         fakes = fakes.reshape(w, k * b, *fakes.shape[2:])
@@ -299,7 +306,7 @@ def train_together(attempts: list[Attempt]) -> list[tuple[Attempt, dict[str, tor
     active = [a for a in attempts if a.total > start]
     stack = _Stack(active) if active else None
     for i in range(start, total):
-        losses = stack.step([_draw(a, i) for a in active])
+        losses = stack.step(i, [_draw(a, i) for a in active])
         for a, leaf_losses in zip(active, losses, strict=True):
             last[id(a)] = leaf_losses
             if (i + 1) % a.config.log_every == 0 or i + 1 == a.total:
