@@ -22,12 +22,14 @@ def augment(
     gen: torch.Generator,
     tint: float = 0.0,
     invert: float = 0.0,
+    flip: float = 0.5,
 ) -> torch.Tensor:
     """A random view of real images float ``[B,C,H,W]`` in [-1, 1] (same shape).
 
     Random resized crop (area in ``[crop_scale_min, 1]``, aspect ratio in [3/4, 4/3]),
-    horizontal flip, and with probability 0.8 brightness/contrast (and, for colour,
-    saturation) jitter of 0.4; colour views turn grey with probability 0.2. With
+    a left-right mirror with probability ``flip``, and with probability 0.8
+    brightness/contrast (and, for colour, saturation) jitter of 0.4; colour views
+    turn grey with probability 0.2. With
     ``tint`` > 0, colour views are also multiplied channel by channel by gains drawn
     from ``[1 - tint, 1 + tint]`` and, half of the time, get their channels in a
     random order, so a colour cast is something a view may change. With ``invert``
@@ -42,10 +44,10 @@ def augment(
     sy = (area / log_ratio.exp()).sqrt().clamp(max=1)
     cx = (1 - sx) * (2 * u[:, 2] - 1)
     cy = (1 - sy) * (2 * u[:, 3] - 1)
-    flip = torch.where(u[:, 4] < 0.5, -1.0, 1.0)
+    mirror = torch.where(u[:, 4] < flip, -1.0, 1.0)
     zero = torch.zeros_like(sx)
     theta = torch.stack(
-        [torch.stack([sx * flip, zero, cx], 1), torch.stack([zero, sy, cy], 1)], dim=1
+        [torch.stack([sx * mirror, zero, cx], 1), torch.stack([zero, sy, cy], 1)], dim=1
     )
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     view = F.grid_sample(x, grid, padding_mode="border", align_corners=False)

@@ -358,6 +358,7 @@ def test_collapse_is_retried_and_a_failed_refinement_keeps_the_previous_split(sm
         {"no_such_setting": 1},
         {"compile": "fast"},
         {"invert": 1.5},
+        {"flip": -0.1},
         {"batch_groups": True, "lambda_contrast": 1.0},
         {"batch_groups": True, "compile": "trace"},
     ],

@@ -120,6 +120,19 @@ def test_weighted_kmeans_finds_blobs_and_is_seeded():
     assert (weighted_kmeans(x, heavy, 2, torch.Generator().manual_seed(1))[50:] == 0).all()
 
 
+def test_flip_sets_how_often_a_view_is_mirrored():
+    """The same draws with flip=1 give the flip=0 view mirrored left to right; the
+    default (0.5) mirrors some views of a batch and not others."""
+    x = torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    never = augment(x, 0.5, torch.Generator().manual_seed(3), flip=0.0)
+    always = augment(x, 0.5, torch.Generator().manual_seed(3), flip=1.0)
+    torch.testing.assert_close(always, never.flip(3), rtol=0, atol=1e-5)
+    half = augment(x, 0.5, torch.Generator().manual_seed(3))
+    mirrored = [bool(torch.allclose(h, a, atol=1e-5)) for h, a in zip(half, always, strict=True)]
+    kept = [bool(torch.allclose(h, n, atol=1e-5)) for h, n in zip(half, never, strict=True)]
+    assert any(mirrored) and any(kept) and all(m != k for m, k in zip(mirrored, kept, strict=True))
+
+
 def test_views_change_colour_casts_and_the_losses_measure_agreement():
     x = torch.rand(8, 3, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
     plain = augment(x, 1.0, torch.Generator().manual_seed(5))

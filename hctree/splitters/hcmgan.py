@@ -93,6 +93,7 @@ class Config:
     crop_scale_min: float = 0.4  # smallest crop area of a view
     tint: float = 0.0  # colour-cast strength of a view (colour images)
     invert: float = 0.0  # probability that a view's grey levels are inverted
+    flip: float = 0.5  # probability that a view is mirrored left to right
     compile: str = "off"  # off | inductor | cudagraphs | trace: torch.compile the networks
     batch_groups: bool = False  # a refinement's k groups trained as one batched model (GPU)
     inherit: bool = False  # start discriminators from the parent split's trunk
@@ -151,8 +152,9 @@ class Config:
                 "setting batch_groups works only without view losses (lambda_contrast, "
                 "lambda_agree, lambda_balance at 0) and with compile=off."
             )
-        if not 0 <= self.invert <= 1:
-            raise HCTreeError("setting invert must be a probability in [0, 1].")
+        for name in ("invert", "flip"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise HCTreeError(f"setting {name} must be a probability in [0, 1].")
         if not 0 <= self.min_child_fraction < 0.5:
             raise HCTreeError("setting min_child_fraction must be in [0, 0.5).")
         if self.collapse_loss < 0:
@@ -533,7 +535,7 @@ def seed_embedding(
         views = config.seed_views
 
         def view(x: torch.Tensor) -> torch.Tensor:
-            return augment(x, config.crop_scale_min, gen, config.tint, config.invert)
+            return augment(x, config.crop_scale_min, gen, config.tint, config.invert, config.flip)
 
     elif config.seed_recolours > 0 and channels == 3:
         views = config.seed_recolours
@@ -573,7 +575,10 @@ def _seed_targets(
 
 def _two_views(clean: torch.Tensor, config: Config, gen: torch.Generator) -> torch.Tensor:
     """Two random views of each real image, stacked: float ``[2B, C, H, W]``."""
-    views = [augment(clean, config.crop_scale_min, gen, config.tint, config.invert) for _ in "ab"]
+    views = [
+        augment(clean, config.crop_scale_min, gen, config.tint, config.invert, config.flip)
+        for _ in "ab"
+    ]
     return torch.cat(views)
 
 
