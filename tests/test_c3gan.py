@@ -332,6 +332,7 @@ def test_a_child_split_inherits_the_parent_networks_and_skips_the_warm_up(small)
         {"embed_iters": -1},
         {"spectral_parts": -2},
         {"compile": "fast"},
+        {"flip": 2},
     ],
 )
 def test_bad_settings_are_user_errors(overrides):

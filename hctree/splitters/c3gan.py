@@ -79,6 +79,7 @@ class Config:
     perturbation: str = "weak"
     crop_scale_min: float = 0.2
     tint: float = 0.0  # colour-cast strength of the contrastive view (colour images; 0: paper)
+    flip: float = 0.5  # probability that a contrastive view is mirrored left to right
     fake_tint: float = 0.0  # colour cast of generated images as D sees them (0: paper)
     grouping: str = "ward"  # how clusters become children: "ward" on means, "graph" (kNN cut)
     spectral_parts: int = 0  # graph grouping: also over-cut into this many parts and merge
@@ -126,6 +127,8 @@ class Config:
         if self.grouping not in GROUPINGS:
             names = ", ".join(GROUPINGS)
             raise HCTreeError(f"setting grouping must be one of {names}, not {self.grouping!r}.")
+        if not 0 <= self.flip <= 1:
+            raise HCTreeError(f"setting flip must be a probability in [0, 1], not {self.flip}.")
         for name in ("tint", "fake_tint"):
             value = getattr(self, name)
             if not (value >= 0 and math.isfinite(value)):
@@ -256,7 +259,7 @@ class _Trainer:
         """One NT-Xent step of D's semantic path on two views of a real batch (warm-up)."""
         cfg, b = self.config, self.config.batch_size
         real = engine.sample_batch(images, membership, b, self.rng)
-        views = [augment(real, cfg.crop_scale_min, self.rng, cfg.tint) for _ in "ab"]
+        views = [augment(real, cfg.crop_scale_min, self.rng, cfg.tint, flip=cfg.flip) for _ in "ab"]
         x = torch.cat(views)
         if x.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
@@ -272,7 +275,7 @@ class _Trainer:
         """One D update and one G update; returns the loss terms (tensors, no sync)."""
         cfg, device, b = self.config, images.device, self.config.batch_size
         real = engine.sample_batch(images, membership, b, self.rng)
-        view = augment(real, cfg.crop_scale_min, self.rng, cfg.tint)
+        view = augment(real, cfg.crop_scale_min, self.rng, cfg.tint, flip=cfg.flip)
         codes = draw_codes(b, self.n_clusters, self.rng, device)
         z = torch.randn(b, cfg.z_dim, generator=self.rng, device=device)
         eps = torch.randn(b, cfg.cz_dim, generator=self.rng, device=device)
