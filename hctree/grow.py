@@ -75,7 +75,8 @@ class Workers:
 
 @dataclass
 class FileCheckpointer:
-    """Mid-stage checkpoints of one (node, stage) in the tree's sidecar file."""
+    """Mid-stage checkpoints of one (node, stage) in the tree's sidecar file (the
+    node's own sidecar with ``own_file``, when several nodes train at once)."""
 
     tree_path: Path
     node: str
@@ -83,6 +84,7 @@ class FileCheckpointer:
     every: float
     progress: Progress = field(default_factory=NullProgress)
     last: float = 0.0
+    own_file: bool = False
 
     def __post_init__(self) -> None:
         self.last = time.monotonic()
@@ -92,8 +94,9 @@ class FileCheckpointer:
         try:
             return load_checkpoint(self.tree_path, self.node, self.stage)
         except StateFileError as exc:
+            sidecar = checkpoint_path(self.tree_path, self.node if self.own_file else None)
             self.progress.message(
-                f"warning: ignoring the checkpoint {checkpoint_path(self.tree_path)} ({exc}); "
+                f"warning: ignoring the checkpoint {sidecar} ({exc}); "
                 f"{self.node} {self.stage} starts from its beginning."
             )
             return None
@@ -102,7 +105,7 @@ class FileCheckpointer:
         return time.monotonic() - self.last >= self.every
 
     def save(self, state: dict[str, Any]) -> None:
-        save_checkpoint(self.tree_path, self.node, self.stage, state)
+        save_checkpoint(self.tree_path, self.node, self.stage, state, own_file=self.own_file)
         self.last = time.monotonic()
 
 
@@ -483,7 +486,8 @@ def _executor(
     images = torch.from_numpy(data.images).to(device)
 
     def checkpointer(node: str, stage: str) -> FileCheckpointer:
-        return FileCheckpointer(out, node, stage, checkpoint_every, progress)
+        own_file = workers.together > 1  # nodes trained at once keep their own sidecars
+        return FileCheckpointer(out, node, stage, checkpoint_every, progress, own_file=own_file)
 
     if workers.together > 1:
         return TogetherExecutor(images, splitter, config, device, checkpointer, progress, stop,

@@ -10,7 +10,8 @@ from hctree.errors import HCTreeError, Interrupted
 from hctree.grow import grow
 from hctree.splitters.base import MemoryCheckpointer
 from hctree.splitters.hcmgan import HCMGANSplitter
-from tests.conftest import fmnist_classes
+from hctree.store import checkpoint_nodes
+from tests.conftest import fmnist_classes, stop_from_poll
 from tests.test_hcmgan import Recorder, StopAfter, context
 
 # the cpu recipe (views, seeded targets, BatchNorm generators) on a tiny budget; no
@@ -143,3 +144,27 @@ def test_bad_batch_splits_are_user_errors(fmnist, tmp_path, count: int, workers:
         grow(fmnist_classes(fmnist, range(10), per_class=5), tmp_path / "t.h5", 2, batch_splits=count,
              workers=workers)  # fmt: skip
     assert not (tmp_path / "t.h5").exists()
+
+
+def test_an_interrupted_batch_of_splits_resumes_to_the_same_tree(fmnist, tmp_path, monkeypatch):
+    """Stopped while r0 and r1 train together, each keeps its own checkpoint; the
+    rerun resumes the batch where it stopped and ends with the uninterrupted tree."""
+    data = fmnist_classes(fmnist, range(10), per_class=30)
+    overrides = {"raw_iters": 8, "embed_iters": 4, "log_every": 4, "spectral_neighbors": 5,
+                 "collapse_loss": 0.0}  # fmt: skip
+
+    def run(path, **kw):
+        return grow(data, path, 4, preset="cpu", overrides=overrides, threads=1, batch_splits=2,
+                    **kw)  # fmt: skip
+
+    reference = run(tmp_path / "ref.h5").memberships()
+    path = tmp_path / "t.h5"
+    stop_from_poll(monkeypatch, 17)  # the root takes 12 polls and one more to commit
+    with pytest.raises(Interrupted):
+        run(path, checkpoint_every=1e9)
+    assert sorted(p.name for p in checkpoint_nodes(path)) == ["t.h5.ckpt.r0.h5", "t.h5.ckpt.r1.h5"]
+    monkeypatch.undo()
+    progress = Recorder()
+    resumed = run(path, progress=progress)
+    assert ("r0, r1 raw (together)", 8, 4) in progress.starts
+    np.testing.assert_array_equal(resumed.memberships(), reference)
