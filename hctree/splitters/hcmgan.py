@@ -201,12 +201,14 @@ _SMALL = {
 }
 
 # The default recipe of cpu and fast (docs/presets.md, "the seeded split"): a trunk
-# trained on random views, inherited down the tree, whose nearest-neighbour graph's
-# spectral cut seeds each raw split (on colour images, of features averaged over
-# recolourings; direct or over-cut and merged, whichever cut is thinner); no
-# refinements (at these budgets they lowered every score).
+# trained on random views (never mirrored: a mirror image may be another thing),
+# inherited down the tree, whose nearest-neighbour graph's spectral cut seeds each
+# raw split (on colour images, of features averaged over recolourings; direct or
+# over-cut and merged, whichever cut is thinner); no refinements (at these budgets
+# they lowered every score).
 _SEEDED = {
     "lambda_contrast": 1.0,
+    "flip": 0.0,
     "inherit": True,
     "split_init": "spectral",
     "spectral_parts": 8,
