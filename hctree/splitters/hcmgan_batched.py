@@ -34,7 +34,7 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from hctree import engine
-from hctree.splitters.hcmgan import Config, _add_noise, _autocast, _Nets
+from hctree.splitters.hcmgan import Config, _adam, _add_noise, _autocast, _Nets
 
 State = dict[str, torch.Tensor]
 
@@ -101,12 +101,6 @@ def stack_groups(nets: _Nets, config: Config, device: torch.device) -> BatchedGr
     trunk_params, _ = _stack([d.trunk for d in discs])
     d_head_params, _ = _stack([d.d_head for d in discs])
     c_head_params, _ = _stack([d.c_head for d in discs])
-    betas = (config.beta1, config.beta2)
-    extra = {"fused": True} if device.type == "cuda" else {}
-
-    def adam(params: list[torch.Tensor], lr: float) -> torch.optim.Optimizer:
-        return torch.optim.Adam(params, lr=lr, betas=betas, **extra)
-
     return BatchedGroups(
         generator=_template(nets.generators[0]),
         trunk=_template(discs[0].trunk),
@@ -117,9 +111,9 @@ def stack_groups(nets: _Nets, config: Config, device: torch.device) -> BatchedGr
         trunk_params=trunk_params,
         d_head_params=d_head_params,
         c_head_params=c_head_params,
-        opt_g=adam(list(gen_params.values()), config.lr_g),
-        opt_d=adam([*trunk_params.values(), *d_head_params.values()], config.lr_d),
-        opt_c=adam(list(c_head_params.values()), config.lr_c),
+        opt_g=_adam(list(gen_params.values()), config.lr_g, config, device),
+        opt_d=_adam([*trunk_params.values(), *d_head_params.values()], config.lr_d, config, device),
+        opt_c=_adam(list(c_head_params.values()), config.lr_c, config, device),
     )
 
 

@@ -20,18 +20,17 @@ split interrupted here resumes either way.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-from torch.func import functional_call, stack_module_state, vmap
+from torch.func import functional_call, vmap
 
 from hctree import engine
 from hctree.errors import Interrupted
 from hctree.invariance import imbalance, nt_xent, view_agreement
-from hctree.splitters.hcmgan import Attempt, _autocast, _two_views
+from hctree.splitters.hcmgan import Attempt, _adam, _autocast, _two_views
+from hctree.splitters.hcmgan_batched import _stack, _template
 
 State = dict[str, torch.Tensor]
 
@@ -71,10 +70,6 @@ def _draw(attempt: Attempt, i: int) -> _Draws:
     return _Draws(z, fake_noise, clean, real_noise, views, targets)
 
 
-def _template(module: nn.Module) -> nn.Module:
-    return copy.deepcopy(module).to("meta")
-
-
 class _Stack:
     """The networks and optimiser state of several raw-split attempts, stacked."""
 
@@ -96,23 +91,18 @@ class _Stack:
         # the leaves' noise schedules, on the device once (no copy per step)
         self.warm = torch.tensor([float(a.warm) for a in attempts], device=device)
         self.gan_iters = torch.tensor([float(a.gan_iters) for a in attempts], device=device)
-        self.gen_params, self.gen_buffers = map(dict, stack_module_state(self.gens))
-        self.trunk_params = dict(stack_module_state([d.trunk for d in self.discs])[0])
-        self.d_head_params = dict(stack_module_state([d.d_head for d in self.discs])[0])
-        self.c_head_params = dict(stack_module_state([d.c_head for d in self.discs])[0])
+        self.gen_params, self.gen_buffers = _stack(self.gens)
+        self.trunk_params = _stack([d.trunk for d in self.discs])[0]
+        self.d_head_params = _stack([d.d_head for d in self.discs])[0]
+        self.c_head_params = _stack([d.c_head for d in self.discs])[0]
         self.p_head_params: State = {}
         if self.p_head is not None:
-            self.p_head_params = dict(stack_module_state([d.p_head for d in self.discs])[0])
-        betas = (config.beta1, config.beta2)
-        extra = {"fused": True} if device.type == "cuda" else {}
+            self.p_head_params = _stack([d.p_head for d in self.discs])[0]
         d_params = [*self.trunk_params.values(), *self.d_head_params.values(),
                     *self.p_head_params.values()]  # fmt: skip
-        self.opt_g = torch.optim.Adam(
-            self.gen_params.values(), lr=config.lr_g, betas=betas, **extra
-        )
-        self.opt_d = torch.optim.Adam(d_params, lr=config.lr_d, betas=betas, **extra)
-        self.opt_c = torch.optim.Adam(self.c_head_params.values(), lr=config.lr_c, betas=betas,
-                                      **extra)  # fmt: skip
+        self.opt_g = _adam(self.gen_params.values(), config.lr_g, config, device)
+        self.opt_d = _adam(d_params, config.lr_d, config, device)
+        self.opt_c = _adam(self.c_head_params.values(), config.lr_c, config, device)
         for stacked, rows in self._rows():
             _stack_state(stacked, rows)
 
