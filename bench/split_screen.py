@@ -10,7 +10,8 @@ NMI and dendrogram purity per rule, one JSON line each. The rules:
 - ``kmeans``: weighted 2-means of the node's features (the seeded split's rule);
 - ``spectral``: hctree.spectral.spectral_labels, the 2-means of the Fiedler vector
   of the node's symmetric 10-nearest-neighbour graph (normalised Laplacian);
-- ``spectral8``: the same with ``spectral_parts=8`` (the default's seeding).
+- ``spectral8``: the same with ``spectral_parts=8`` (the default's seeding);
+- ``spectral8-floor``: the same with ``spectral_floor=0.05``.
 
 ``--snapshots 2000,4000`` trains the warm-up once and scores its trunk after each
 listed number of iterations (nothing is cached).
@@ -80,7 +81,19 @@ def spectral8_rule(feats: np.ndarray, seed: int) -> np.ndarray:
     return spectral_labels(x, torch.ones(len(x)), 2, gen, 10, 8).numpy()
 
 
-RULES = {"kmeans": kmeans_rule, "spectral": spectral_rule, "spectral8": spectral8_rule}
+def spectral8_floor_rule(feats: np.ndarray, seed: int) -> np.ndarray:
+    """The default's rule with ``spectral_floor=0.05``: no child under 5% of the node."""
+    gen = engine.make_generator(seed, torch.device("cpu"))
+    x = torch.from_numpy(feats)
+    return spectral_labels(x, torch.ones(len(x)), 2, gen, 10, 8, 0.05).numpy()
+
+
+RULES = {
+    "kmeans": kmeans_rule,
+    "spectral": spectral_rule,
+    "spectral8": spectral8_rule,
+    "spectral8-floor": spectral8_floor_rule,
+}
 
 
 def top_down(feats: np.ndarray, leaves: int, rule, seed: int):

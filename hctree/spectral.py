@@ -58,27 +58,75 @@ def group_links(graph: sp.csr_matrix, labels: np.ndarray) -> np.ndarray:
     return (onehot.T @ graph @ onehot).toarray()
 
 
-def merge_parts(graph: sp.csr_matrix, parts: np.ndarray, k: int) -> np.ndarray:
+def merge_parts(
+    graph: sp.csr_matrix,
+    parts: np.ndarray,
+    k: int,
+    sizes: np.ndarray | None = None,
+    floor: float = 0.0,
+) -> np.ndarray:
     """Merge the graph's ``parts`` (int ``[M]`` in ``0..m-1``) into ``k`` groups.
 
     Repeatedly joins the two groups most strongly linked: the most edges between
     them relative to the smaller one's edges. A class cut into several parts is
     joined back before two classes are, so the final cut runs between classes
-    rather than through one. Deterministic. Returns int64 ``[M]`` in ``0..k-1``.
+    rather than through one. With ``floor`` > 0, a group holding less than that
+    share of ``sizes`` (float ``[M]``, a weight per row) is joined first, to the
+    group it has the most edges with: a small knot of near-duplicates, which the
+    graph barely links to anything, is never left as a group of its own.
+    Deterministic. Returns int64 ``[M]`` in ``0..k-1``.
     """
     links = group_links(graph, parts)
     group = np.arange(len(links))
+    weight = np.zeros(len(links))
+    if floor > 0:
+        rows = np.ones(len(parts)) if sizes is None else np.asarray(sizes, dtype=np.float64)
+        np.add.at(weight, parts, rows)
+    least = floor * weight.sum()
     while len(np.unique(group)) > k:
         ids = np.unique(group)
         member = (group[:, None] == ids[None, :]).astype(np.float64)  # [m, g]
         between = member.T @ links @ member  # [g, g]
-        volume = member.T @ links.sum(1)  # [g]
-        score = between / np.minimum(volume[:, None], volume[None, :]).clip(min=1e-12)
-        score[np.tril_indices(len(ids))] = -np.inf
-        a, b = np.unravel_index(np.argmax(score), score.shape)
+        held = member.T @ weight  # [g]
+        small = np.flatnonzero(held < least)
+        if small.size:
+            a = small[np.argmin(held[small])]
+            row = between[a].copy()
+            row[a] = -np.inf
+            b = int(np.argmax(row))
+            a, b = min(a, b), max(a, b)
+        else:
+            volume = member.T @ links.sum(1)  # [g]
+            score = between / np.minimum(volume[:, None], volume[None, :]).clip(min=1e-12)
+            score[np.tril_indices(len(ids))] = -np.inf
+            a, b = np.unravel_index(np.argmax(score), score.shape)
         group[group == ids[b]] = ids[a]
     _, labels = np.unique(group[parts], return_inverse=True)
     return labels.astype(np.int64)
+
+
+def smallest_share(labels: np.ndarray, weights: np.ndarray, k: int) -> float:
+    """The lightest group's share of the total weight (``labels`` int ``[M]`` in ``0..k-1``)."""
+    held = np.bincount(labels, weights=weights, minlength=k)
+    return float(held.min() / max(held.sum(), 1e-12))
+
+
+def _thinner_cut(
+    graph: sp.csr_matrix,
+    pieces: np.ndarray,
+    direct: np.ndarray,
+    k: int,
+    sizes: np.ndarray,
+    floor: float,
+) -> np.ndarray:
+    """Of ``pieces`` merged into ``k`` and the ``direct`` cut, the one with the lower
+    normalised cut among those whose every group holds ``floor`` of ``sizes`` (either,
+    when neither or both do)."""
+    merged = merge_parts(graph, pieces, k, sizes, floor)
+    balanced = [smallest_share(c, sizes, k) >= floor for c in (merged, direct)]
+    if balanced[0] != balanced[1]:
+        return merged if balanced[0] else direct
+    return merged if normalized_cut(graph, merged) < normalized_cut(graph, direct) else direct
 
 
 def normalized_cut(graph: sp.csr_matrix, labels: np.ndarray) -> float:
@@ -96,6 +144,8 @@ def spectral_labels(
     gen: torch.Generator,
     neighbours: int = 10,
     parts: int = 0,
+    floor: float = 0.0,
+    notes: dict[str, float] | None = None,
 ) -> torch.Tensor:
     """Cluster unit-length rows ``feats`` float ``[M, F]`` into ``k`` groups.
 
@@ -107,8 +157,14 @@ def spectral_labels(
     into that many parts, which :func:`merge_parts` joins into ``k``, and the
     cut with the lower :func:`normalized_cut` is kept: the merged one where a
     spread-out class was cut through, the direct one where a node has no gap and
-    the merge would cut off a sliver. Returns int64 ``[M]`` labels in ``0..k-1``,
-    numbered by decreasing weight.
+    the merge would cut off a sliver. With ``floor`` > 0 (and ``parts`` > ``k``) no
+    group of the merged cut holds less than that share of the graph rows' weight
+    (:func:`merge_parts`), and a direct cut that does is used only when the merged
+    one does too: a knot of a few dozen near-identical images links to almost
+    nothing else, so cutting it off has the lowest normalised cut of all and splits
+    nothing. When the floor changed the cut, ``notes`` (if given) gets the lightest
+    group's share in the cut it would otherwise have been as ``"refused_share"``. Returns
+    int64 ``[M]`` labels in ``0..k-1``, numbered by decreasing weight.
     """
     m = feats.shape[0]
     own = int((weights >= 0.5 * weights.max()).sum())
@@ -124,9 +180,14 @@ def spectral_labels(
     core_labels = weighted_kmeans(embedding[:, : k - 1], weights[core], k, gen)
     if parts > k:
         pieces = weighted_kmeans(embedding, weights[core], parts, gen).cpu().numpy()
-        merged = merge_parts(graph, pieces, k)
-        if normalized_cut(graph, merged) < normalized_cut(graph, core_labels.cpu().numpy()):
-            core_labels = torch.from_numpy(merged).to(feats.device)
+        sizes = weights[core].double().cpu().numpy()
+        direct = core_labels.cpu().numpy()
+        chosen = _thinner_cut(graph, pieces, direct, k, sizes, floor)
+        if notes is not None and floor > 0:
+            free = _thinner_cut(graph, pieces, direct, k, sizes, 0.0)
+            if not np.array_equal(free, chosen):
+                notes["refused_share"] = smallest_share(free, sizes, k)
+        core_labels = torch.from_numpy(chosen).to(feats.device)
     labels = torch.full((m,), -1, dtype=torch.long, device=feats.device)
     labels[core] = core_labels
     rest = (labels < 0).nonzero().squeeze(1)

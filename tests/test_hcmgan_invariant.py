@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from hctree.errors import HCTreeError, Interrupted
 from hctree.invariance import augment, imbalance, view_agreement
@@ -232,3 +233,46 @@ def test_spectral_labels_with_parts_never_keep_a_worse_cut():
     for parts in (4, 6, 8):
         labels = spectral_labels(x, w, 2, torch.Generator().manual_seed(0), parts=parts).numpy()
         assert normalized_cut(graph, labels) <= normalized_cut(graph, direct) + 1e-12
+
+
+def _arcs_and_a_knot() -> tuple[torch.Tensor, np.ndarray]:
+    """Two 300-row arcs of the equator with gaps between them, and 20 near-identical
+    rows at the pole that no other row has among its nearest neighbours."""
+    angles = np.radians(np.concatenate([np.linspace(0, 160, 300), np.linspace(180, 340, 300)]))
+    ring = np.stack([np.cos(angles), np.sin(angles), np.zeros_like(angles)], 1)
+    knot = np.array([0, 0, 1.0]) + np.random.default_rng(0).normal(0, 0.01, (20, 3))
+    x = F.normalize(torch.tensor(np.concatenate([ring, knot]), dtype=torch.float32), dim=1)
+    return x, np.repeat([0, 1, 2], [300, 300, 20])
+
+
+def test_a_spectral_floor_seeds_between_the_arcs_not_around_a_knot():
+    from hctree.spectral import spectral_labels
+
+    x, truth = _arcs_and_a_knot()
+    w = torch.ones(len(x))
+    free = spectral_labels(x, w, 2, torch.Generator().manual_seed(0), parts=8).numpy()
+    assert sorted(np.bincount(free)) == [20, 600]  # the knot alone: the thinnest cut
+    notes: dict[str, float] = {}
+    floored = spectral_labels(
+        x, w, 2, torch.Generator().manual_seed(0), parts=8, floor=0.05, notes=notes
+    ).numpy()
+    arcs = truth < 2
+    assert len(set(zip(floored[arcs], truth[arcs], strict=True))) == 2  # arcs whole, apart
+    assert notes == {"refused_share": pytest.approx(20 / 620)}
+
+
+def test_merge_parts_joins_a_part_under_the_floor_to_its_neighbour_first():
+    import scipy.sparse as sp
+
+    from hctree.spectral import merge_parts
+
+    # parts 0-1 and 2-3 are pieces of two classes that touch (1-2); part 4 is a
+    # small knot that barely touches part 3 and nothing else
+    links = np.diag([10.0, 10, 10, 10, 3])
+    for a, b, w in [(0, 1, 5), (2, 3, 5), (1, 2, 2), (3, 4, 0.1)]:
+        links[a, b] = links[b, a] = w
+    graph = sp.csr_matrix(links)
+    assert merge_parts(graph, np.arange(5), 2).tolist() == [0, 0, 0, 0, 1]
+    sizes = np.array([30.0, 30, 30, 30, 2])  # the knot holds 2 of 122 rows' weight
+    assert merge_parts(graph, np.arange(5), 2, sizes, floor=0.05).tolist() == [0, 0, 1, 1, 1]
+    assert merge_parts(graph, np.arange(5), 2, sizes, floor=0.01).tolist() == [0, 0, 0, 0, 1]

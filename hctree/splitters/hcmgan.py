@@ -103,6 +103,7 @@ class Config:
     split_init: str = "none"  # none | kmeans | spectral: raw split's C also fits a clustering
     spectral_neighbors: int = 10  # k of the nearest-neighbour graph when split_init=spectral
     spectral_parts: int = 0  # > k: cut the graph into this many parts, then merge them into k
+    spectral_floor: float = 0.0  # with spectral_parts: no seeded child below this share
     seed_views: int = 0  # > 0: split_init clusters features averaged over this many views
     seed_recolours: int = 0  # > 0, colour images: ... averaged over this many recolourings
     lambda_target: float = 1.0  # weight of C's loss on real images against those targets
@@ -173,6 +174,8 @@ class Config:
             raise HCTreeError(f"setting split_init must be one of {', '.join(SPLIT_INITS)}.")
         if self.spectral_parts < 0:
             raise HCTreeError("setting spectral_parts must be >= 0.")
+        if not 0 <= self.spectral_floor < 0.5:
+            raise HCTreeError("setting spectral_floor must be in [0, 0.5).")
         if self.spectral_neighbors < 1:
             raise HCTreeError("setting spectral_neighbors must be at least 1.")
         if not (self.lambda_target >= 0 and math.isfinite(self.lambda_target)):
@@ -568,9 +571,17 @@ def _seed_targets(
     feats = engine.predict_in_batches(embed, ctx.images, config.predict_batch, inside)
     rows = inside.nonzero().squeeze(1)
     if config.split_init == "spectral":
+        notes: dict[str, float] = {}
         labels = spectral_labels(
-            feats[rows], parent[rows], ctx.k, gen, config.spectral_neighbors, config.spectral_parts
-        )
+            feats[rows], parent[rows], ctx.k, gen, config.spectral_neighbors,
+            config.spectral_parts, config.spectral_floor, notes,
+        )  # fmt: skip
+        if notes:
+            ctx.progress.message(
+                f"{ctx.node}: the thinnest cut of its graph would leave a child "
+                f"{notes['refused_share']:.1%} of the node; seeded on the thinnest cut whose "
+                f"children each hold at least {config.spectral_floor:.0%} (spectral_floor)"
+            )
     else:
         labels = weighted_kmeans(feats[rows], parent[rows], ctx.k, gen)
     targets = torch.zeros(len(parent), dtype=torch.long, device=parent.device)
