@@ -207,14 +207,15 @@ _SMALL = {
 # trained on random views (never mirrored: a mirror image may be another thing),
 # inherited down the tree, whose nearest-neighbour graph's spectral cut seeds each
 # raw split (on colour images, of features averaged over recolourings; direct or
-# over-cut and merged, whichever cut is thinner); no refinements (at these budgets
-# they lowered every score).
+# over-cut and merged, whichever cut is thinner, never leaving a child under 5% of
+# the node); no refinements (at these budgets they lowered every score).
 _SEEDED = {
     "lambda_contrast": 1.0,
     "flip": 0.0,
     "inherit": True,
     "split_init": "spectral",
     "spectral_parts": 8,
+    "spectral_floor": 0.05,
     "tint": 0.5,
     "seed_recolours": 8,
     "refinements": 0,
