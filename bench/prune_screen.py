@@ -20,27 +20,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from split_screen import spectral8_rule, trunk_features
+from split_screen import grow_members, spectral8_rule, trunk_features
 
 from hctree import engine
 from hctree.data import load_images
 from hctree.metrics import accuracy, dendrogram_purity, nmi
 from hctree.spectral import knn_graph, nearest_rows, normalized_cut
-
-
-def grow(feats: np.ndarray, leaves: int, seed: int):
-    """Members of every node and the children of every split, heaviest leaf first."""
-    members = {"r": np.arange(len(feats))}
-    children: dict[str, list[str]] = {}
-    while len(members) - len(children) < leaves:
-        open_leaves = [n for n in members if n not in children]
-        node = max(open_leaves, key=lambda n: (len(members[n]), n))
-        rows = members[node]
-        side = spectral8_rule(feats[rows], engine.derive_seed(seed, node))
-        children[node] = [node + "0", node + "1"]
-        for j in (0, 1):
-            members[node + str(j)] = rows[side == j]
-    return members, children
 
 
 def cut_score(feats: np.ndarray, members: dict, node: str, neighbours: int = 10) -> float:
@@ -129,7 +114,7 @@ def main() -> None:
     print(json.dumps(row), flush=True)
     for over in (int(v) for v in args.over.split(",")):
         t0 = time.perf_counter()
-        members, children = grow(feats, over, args.seed)
+        members, children = grow_members(feats, over, spectral8_rule, args.seed)
         for weigh in (False, True):
             kept = prune(feats, members, children, args.leaves, weigh)
             row = {"data": name, "seed": args.seed, "over": over, "weigh": weigh}

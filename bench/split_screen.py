@@ -96,8 +96,8 @@ RULES = {
 }
 
 
-def top_down(feats: np.ndarray, leaves: int, rule, seed: int):
-    """Split the largest leaf until ``leaves``; returns (assignment, children, leaf names)."""
+def grow_members(feats: np.ndarray, leaves: int, rule, seed: int):
+    """Split the largest leaf until ``leaves``; returns (rows of every node, children)."""
     members = {"r": np.arange(len(feats))}
     children: dict[str, list[str]] = {}
     while len(members) - len(children) < leaves:
@@ -108,6 +108,12 @@ def top_down(feats: np.ndarray, leaves: int, rule, seed: int):
         children[node] = [node + "0", node + "1"]
         for j in (0, 1):
             members[node + str(j)] = rows[side == j]
+    return members, children
+
+
+def top_down(feats: np.ndarray, leaves: int, rule, seed: int):
+    """Split the largest leaf until ``leaves``; returns (assignment, children, leaf names)."""
+    members, children = grow_members(feats, leaves, rule, seed)
     leaf_names = [n for n in members if n not in children]
     assign = np.zeros(len(feats), dtype=np.int64)
     for i, name in enumerate(leaf_names):
