@@ -26,6 +26,9 @@ RECIPE = {
 }
 # after a few Adam steps float rounding (vmapped kernels add in another order) shows
 TOLERANCE = 5e-3
+# a tree compounds it over two levels of splits, by an amount that depends on the
+# CPU's kernels (up to 0.011 on an Intel Xeon, under 0.005 on an AMD EPYC)
+TREE_TOLERANCE = 2e-2
 
 
 @pytest.fixture(autouse=True)
@@ -135,7 +138,9 @@ def test_a_tree_grown_with_batch_splits(fmnist, tmp_path) -> None:
     assert one.record.nodes["r0"].status == two.record.nodes["r0"].status == "split"
     for name in one.leaves:
         a, b = one.record.nodes[name].membership, two.record.nodes[name].membership
-        np.testing.assert_allclose(b, a, rtol=0, atol=TOLERANCE)
+        np.testing.assert_allclose(b, a, rtol=0, atol=TREE_TOLERANCE)
+    moved = (one.assignments() != two.assignments()).mean()
+    assert moved <= 0.01, f"{moved:.1%} of the images changed leaf"
 
 
 @pytest.mark.parametrize(("count", "workers"), [(0, 1), (2, 2)])
