@@ -163,8 +163,8 @@ def spectral_labels(
     one does too: a knot of a few dozen near-identical images links to almost
     nothing else, so cutting it off has the lowest normalised cut of all and splits
     nothing. When the floor changed the cut, ``notes`` (if given) gets the lightest
-    group's share in the cut it would otherwise have been as ``"refused_share"``. Returns
-    int64 ``[M]`` labels in ``0..k-1``, numbered by decreasing weight.
+    group's share in the cut it would have been without it, as ``"refused_share"``.
+    Returns int64 ``[M]`` labels in ``0..k-1``, numbered by decreasing weight.
     """
     m = feats.shape[0]
     own = int((weights >= 0.5 * weights.max()).sum())

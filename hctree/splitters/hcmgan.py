@@ -579,9 +579,9 @@ def _seed_targets(
         )  # fmt: skip
         if notes:
             ctx.progress.message(
-                f"{ctx.node}: the thinnest cut of its graph would leave a child "
-                f"{notes['refused_share']:.1%} of the node; seeded on the thinnest cut whose "
-                f"children each hold at least {config.spectral_floor:.0%} (spectral_floor)"
+                f"{ctx.node}: spectral_floor {config.spectral_floor:g} changed the seed "
+                f"(without it the lightest child would hold {notes['refused_share']:.1%} "
+                "of the node's graph)"
             )
     else:
         labels = weighted_kmeans(feats[rows], parent[rows], ctx.k, gen)
