@@ -20,11 +20,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from split_screen import grow_members, spectral8_rule, trunk_features
+from split_screen import (
+    cached_trunk,
+    grow_members,
+    leaf_assignment,
+    leaves_of,
+    spectral8_rule,
+    tree_scores,
+)
 
 from hctree import engine
 from hctree.data import load_images
-from hctree.metrics import accuracy, dendrogram_purity, nmi
 from hctree.spectral import knn_graph, nearest_rows, normalized_cut
 
 
@@ -59,7 +65,7 @@ def greedy(feats: np.ndarray, leaves: int, seed: int):
     children: dict[str, list[str]] = {}
     gain: dict[str, float] = {}
     while len(children) + 1 < leaves:
-        open_leaves = [n for n in members if n not in children and (n == "r" or n[:-1] in children)]
+        open_leaves = leaves_of(members, children)
         for node in [n for n in open_leaves if n not in gain]:
             rows = members[node]
             if len(rows) < 50:
@@ -74,18 +80,9 @@ def greedy(feats: np.ndarray, leaves: int, seed: int):
     return members, children
 
 
-def score(members, children, labels) -> dict:
-    leaf_names = [n for n in members if n not in children and (n == "r" or n[:-1] in children)]
-    assign = np.zeros(len(labels), dtype=np.int64)
-    for i, name in enumerate(leaf_names):
-        assign[members[name]] = i
-    counts = np.zeros((len(leaf_names), int(labels.max()) + 1))
-    np.add.at(counts, (assign, labels), 1)
-    return {
-        "acc": round(accuracy(labels, assign), 3),
-        "nmi": round(nmi(labels, assign), 3),
-        "dp": round(dendrogram_purity(counts, children, "r", leaf_names), 3),
-    }
+def score(members: dict, children: dict, labels: np.ndarray) -> dict:
+    assign, leaf_names = leaf_assignment(members, children, len(labels))
+    return tree_scores(labels, assign, children, leaf_names)
 
 
 def main() -> None:
@@ -99,13 +96,7 @@ def main() -> None:
     args = parser.parse_args()
     engine.configure_threads(args.threads)
     data = load_images(args.data, subset=args.subset, seed=args.seed)
-    cache = Path(f"bench/out/trunk-{Path(str(args.data)).stem}-{len(data)}-s{args.seed}-base.npy")
-    if cache.exists():
-        feats = np.load(cache)
-    else:
-        (feats,) = trunk_features(data.images, args.seed, {}).values()
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        np.save(cache, feats)
+    feats = cached_trunk(data, args.seed, {})
     name = Path(str(args.data)).stem
     t0 = time.perf_counter()
     members, children = greedy(feats, args.leaves, args.seed)

@@ -111,14 +111,48 @@ def grow_members(feats: np.ndarray, leaves: int, rule, seed: int):
     return members, children
 
 
+def leaves_of(members: dict, children: dict) -> list[str]:
+    """The leaves of the tree that ``children`` describe (``members`` may hold more nodes)."""
+    return [n for n in members if n not in children and (n == "r" or n[:-1] in children)]
+
+
+def leaf_assignment(members: dict, children: dict, n: int) -> tuple[np.ndarray, list[str]]:
+    """Index into the leaves of each of the ``n`` rows, and the leaf names."""
+    leaf_names = leaves_of(members, children)
+    assign = np.zeros(n, dtype=np.int64)
+    for i, name in enumerate(leaf_names):
+        assign[members[name]] = i
+    return assign, leaf_names
+
+
 def top_down(feats: np.ndarray, leaves: int, rule, seed: int):
     """Split the largest leaf until ``leaves``; returns (assignment, children, leaf names)."""
     members, children = grow_members(feats, leaves, rule, seed)
-    leaf_names = [n for n in members if n not in children]
-    assign = np.zeros(len(feats), dtype=np.int64)
-    for i, name in enumerate(leaf_names):
-        assign[members[name]] = i
+    assign, leaf_names = leaf_assignment(members, children, len(feats))
     return assign, children, leaf_names
+
+
+def tree_scores(labels: np.ndarray, assign: np.ndarray, children: dict, leaf_names: list) -> dict:
+    """ACC, NMI and dendrogram purity of a tree's leaves, rounded to three places."""
+    counts = np.zeros((len(leaf_names), int(labels.max()) + 1))
+    np.add.at(counts, (assign, labels), 1)
+    return {
+        "acc": round(accuracy(labels, assign), 3),
+        "nmi": round(nmi(labels, assign), 3),
+        "dp": round(dendrogram_purity(counts, children, "r", leaf_names), 3),
+    }
+
+
+def cached_trunk(data, seed: int, overrides: dict[str, str]) -> np.ndarray:
+    """The warm-up trunk's unit features of ``data``, from bench/out/ when computed before."""
+    tag = "-".join(f"{k}{v}" for k, v in sorted(overrides.items())) or "base"
+    cache = Path(f"bench/out/trunk-{Path(str(data.source)).stem}-{len(data)}-s{seed}-{tag}.npy")
+    if cache.exists():
+        return np.load(cache)
+    (feats,) = trunk_features(data.images, seed, overrides).values()
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.save(cache, feats)
+    return feats
 
 
 def main() -> None:
@@ -144,37 +178,20 @@ def main() -> None:
         for iters, feats in trunk_features(data.images, args.seed, overrides, snapshots).items():
             score(feats, data.labels, args, {**overrides, "embed_iters": iters}, start)
         return
-    tag = "-".join(f"{k}{v}" for k, v in sorted(overrides.items())) or "base"
-    cache = Path(f"bench/out/trunk-{Path(str(args.data)).stem}-{len(data)}-s{args.seed}-{tag}.npy")
     start = time.perf_counter()
-    if cache.exists():
-        feats = np.load(cache)
-    else:
-        (feats,) = trunk_features(data.images, args.seed, overrides).values()
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        np.save(cache, feats)
+    feats = cached_trunk(data, args.seed, overrides)
     score(feats, data.labels, args, overrides, start)
 
 
 def score(feats: np.ndarray, labels: np.ndarray, args, settings: dict, start: float) -> None:
     """Grow a tree by every rule on ``feats`` and print one JSON line per rule."""
     trained = time.perf_counter() - start
-    classes = int(labels.max()) + 1
     for name, rule in RULES.items():
         t0 = time.perf_counter()
         assign, children, leaf_names = top_down(feats, args.leaves, rule, args.seed)
-        counts = np.zeros((len(leaf_names), classes))
-        np.add.at(counts, (assign, labels), 1)
-        row = {
-            "rule": name,
-            "seed": args.seed,
-            "settings": settings,
-            "acc": round(accuracy(labels, assign), 3),
-            "nmi": round(nmi(labels, assign), 3),
-            "dp": round(dendrogram_purity(counts, children, "r", leaf_names), 3),
-            "trunk_s": round(trained, 1),
-            "rule_s": round(time.perf_counter() - t0, 1),
-        }
+        row = {"rule": name, "seed": args.seed, "settings": settings}
+        row.update(tree_scores(labels, assign, children, leaf_names))
+        row.update(trunk_s=round(trained, 1), rule_s=round(time.perf_counter() - t0, 1))
         print(json.dumps(row), flush=True)
 
 
