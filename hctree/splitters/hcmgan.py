@@ -249,7 +249,7 @@ class _Nets:
     generators: nn.ModuleList
     discriminators: nn.ModuleList
     owner: torch.Tensor  # int64 [k]
-    own: list[torch.Tensor]  # per discriminator: bool [k * batch_gen], rows it judges
+    own: list[torch.Tensor]  # per discriminator: int64 rows of the fake batch it judges
     opt_g: torch.optim.Optimizer
     opt_d: list[torch.optim.Optimizer]
     opt_c: list[torch.optim.Optimizer]
@@ -300,16 +300,14 @@ def _build_nets(
     memory = torch.channels_last if cuda else torch.contiguous_format
     gens.to(device=device, memory_format=memory)
     discs.to(device=device, memory_format=memory)
-    owner = (
-        torch.arange(k, device=device)
-        if refine
-        else torch.zeros(k, dtype=torch.long, device=device)
-    )
+    owners = list(range(k)) if refine else [0] * k
+    rows = torch.arange(k * config.batch_gen).view(k, -1)  # fake batch rows per generator
+    own = [[j for j in range(k) if owners[j] == d] for d in range(len(discs))]
     return _Nets(
         generators=gens,
         discriminators=discs,
-        owner=owner,
-        own=[(owner == d).repeat_interleave(config.batch_gen) for d in range(len(discs))],
+        owner=torch.tensor(owners, device=device),
+        own=[rows[gens_of_d].flatten().to(device) for gens_of_d in own],
         opt_g=_adam(gens.parameters(), config.lr_g, config, device),
         opt_d=[_adam(d.head_parameters(), config.lr_d, config, device) for d in discs],
         opt_c=[_adam(d.c_head.parameters(), config.lr_c, config, device) for d in discs],
@@ -478,7 +476,7 @@ def _train_step(
             feats_fake = disc.features(fakes.detach())
             feats_real = disc.features(real)
             logit_real = disc.real_logit(feats_real).float()
-            logit_fake = disc.real_logit(feats_fake[own]).float()
+            logit_fake = disc.real_logit(feats_fake.index_select(0, own)).float()
             ld = F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real))
             ld = ld + F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake))
             lc = F.cross_entropy(disc.classify_frozen(feats_fake).float(), labels)
