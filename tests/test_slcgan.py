@@ -122,6 +122,18 @@ def test_interrupt_and_resume_is_bit_identical(data, short):
     assert all(np.array_equal(v, resumed.curves[k]) for k, v in short.curves.items())
 
 
+def test_a_compiled_split_trains_like_the_eager_one(data):
+    """compile=trace captures G's, D's and C's graphs without generating code: the same
+    computation, up to the rounding of D's decomposed operators (1e-6 of a loss)."""
+    eager = _run(data, iters=2, log_every=1)
+    torch._dynamo.utils.counters.clear()
+    traced = _run(data, iters=2, log_every=1, compile="trace")
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 3  # G, D and C captured
+    for name, values in eager.curves.items():
+        np.testing.assert_allclose(traced.curves[name], values, rtol=1e-5, err_msg=name)
+    np.testing.assert_allclose(traced.memberships, eager.memberships, rtol=0, atol=1e-4)
+
+
 def test_predict_reproduces_memberships(data, first):
     images, _, membership = data
     config = make_config(SLCGANSplitter, "tiny")
@@ -164,6 +176,7 @@ def test_augment_is_seeded_and_changes_images(data):
         ("overcluster", 0),
         ("lambda_balance", -1.0),
         ("target_temp", 0.0),
+        ("compile", "fast"),
     ],
 )
 def test_bad_settings_raise(key, value):

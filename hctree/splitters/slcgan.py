@@ -91,9 +91,11 @@ class SLCGANConfig:
     flip: bool = True
     eval_batch: int = 1024
     log_every: int = 20  # iterations between progress reports and curve points
+    compile: str = "off"  # off | inductor | cudagraphs | trace: torch.compile G, D and C
 
     def validate(self) -> None:
         """Raise HCTreeError naming the first setting that is out of range."""
+        engine.check_compile(self.compile)
         positive = ("iters", "batch", "overcluster", "z_dim", "g_width", "d_width", "c_width")
         positive += ("d_steps", "eval_batch", "log_every")
         for key in positive:
@@ -178,6 +180,7 @@ class SLCGANSplitter:
         if saved is not None:
             start = _restore(saved, nets, optims, gen)
         curve = LossCurve.from_arrays(None if saved is None else saved.get("curve"))
+        engine.compile_modules(nets.values(), cfg.compile)
 
         ctx.progress.start(f"{ctx.node} {stage}", cfg.iters, start)
         losses: dict[str, torch.Tensor] = {}
