@@ -11,7 +11,11 @@ NMI and dendrogram purity per rule, one JSON line each. The rules:
 - ``spectral``: hctree.spectral.spectral_labels, the 2-means of the Fiedler vector
   of the node's symmetric 10-nearest-neighbour graph (normalised Laplacian);
 - ``spectral8``: the same with ``spectral_parts=8`` (the default's seeding);
-- ``spectral8-floor``: the same with ``spectral_floor=0.05``.
+- ``spectral8-floor``: the same with ``spectral_floor=0.05`` (the default's seeding);
+- ``floor-k5``, ``floor-k15``, ``floor-k20``: that rule on a 5-, 15- or 20-nearest-
+  neighbour graph;
+- ``floor-shared``: that rule with every edge weighted by the Jaccard overlap of its
+  ends' neighbourhoods (shared-nearest-neighbour graph).
 
 ``--snapshots 2000,4000`` trains the warm-up once and scores its trunk after each
 listed number of iterations (nothing is cached).
@@ -25,10 +29,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
-from hctree import engine
+from hctree import engine, spectral
 from hctree.data import load_images
 from hctree.kmeans import weighted_kmeans
 from hctree.metrics import accuracy, dendrogram_purity, nmi
@@ -88,11 +93,54 @@ def spectral8_floor_rule(feats: np.ndarray, seed: int) -> np.ndarray:
     return spectral_labels(x, torch.ones(len(x)), 2, gen, 10, 8, 0.05).numpy()
 
 
+def neighbours_rule(count: int):
+    """The default's rule on a ``count``-nearest-neighbour graph instead of 10."""
+
+    def rule(feats: np.ndarray, seed: int) -> np.ndarray:
+        gen = engine.make_generator(seed, torch.device("cpu"))
+        x = torch.from_numpy(feats)
+        return spectral_labels(x, torch.ones(len(x)), 2, gen, count, 8, 0.05).numpy()
+
+    return rule
+
+
+def shared_neighbour_graph(neighbours: np.ndarray) -> sp.csr_matrix:
+    """The symmetric kNN graph with each edge weighted by the share of neighbours its
+    ends have in common (Jaccard of the two neighbourhoods, each row counted in its
+    own): an edge that bridges two groups shares few neighbours and weighs little."""
+    n, k = neighbours.shape
+    rows = np.repeat(np.arange(n), k)
+    near = sp.csr_matrix((np.ones(rows.size), (rows, neighbours.ravel())), shape=(n, n))
+    near = ((near + sp.identity(n, format="csr")) > 0).astype(np.float64)
+    shared = (near @ near.T).tocsr()
+    edges = ((near + near.T) > 0).astype(np.float64)
+    edges.setdiag(0)
+    common = edges.multiply(shared).tocsr()
+    common.data = common.data / (2 * (k + 1) - common.data)
+    return common
+
+
+def shared_rule(feats: np.ndarray, seed: int) -> np.ndarray:
+    """The default's rule on the shared-neighbour (Jaccard) weighted graph."""
+    gen = engine.make_generator(seed, torch.device("cpu"))
+    x = torch.from_numpy(feats)
+    plain = spectral.knn_graph
+    spectral.knn_graph = shared_neighbour_graph
+    try:
+        return spectral_labels(x, torch.ones(len(x)), 2, gen, 10, 8, 0.05).numpy()
+    finally:
+        spectral.knn_graph = plain
+
+
 RULES = {
     "kmeans": kmeans_rule,
     "spectral": spectral_rule,
     "spectral8": spectral8_rule,
     "spectral8-floor": spectral8_floor_rule,
+    "floor-k5": neighbours_rule(5),
+    "floor-k15": neighbours_rule(15),
+    "floor-k20": neighbours_rule(20),
+    "floor-shared": shared_rule,
 }
 
 
@@ -163,6 +211,7 @@ def main() -> None:
     parser.add_argument("--leaves", type=int, default=10)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--set", dest="settings", action="append", default=[])
+    parser.add_argument("--rules", default=",".join(RULES), help="comma-separated rule names")
     parser.add_argument(
         "--snapshots",
         default="",
@@ -186,7 +235,8 @@ def main() -> None:
 def score(feats: np.ndarray, labels: np.ndarray, args, settings: dict, start: float) -> None:
     """Grow a tree by every rule on ``feats`` and print one JSON line per rule."""
     trained = time.perf_counter() - start
-    for name, rule in RULES.items():
+    for name in args.rules.split(","):
+        rule = RULES[name]
         t0 = time.perf_counter()
         assign, children, leaf_names = top_down(feats, args.leaves, rule, args.seed)
         row = {"rule": name, "seed": args.seed, "settings": settings}
