@@ -16,6 +16,7 @@ NMI and dendrogram purity per rule, one JSON line each. The rules:
   neighbour graph;
 - ``floor-shared``: that rule with every edge weighted by the Jaccard overlap of its
   ends' neighbourhoods (shared-nearest-neighbour graph).
+- ``floor10``, ``floor15``, ``floor20``: that rule with a floor of 10%, 15% or 20%.
 
 ``--snapshots 2000,4000`` trains the warm-up once and scores its trunk after each
 listed number of iterations (nothing is cached).
@@ -93,13 +94,13 @@ def spectral8_floor_rule(feats: np.ndarray, seed: int) -> np.ndarray:
     return spectral_labels(x, torch.ones(len(x)), 2, gen, 10, 8, 0.05).numpy()
 
 
-def neighbours_rule(count: int):
-    """The default's rule on a ``count``-nearest-neighbour graph instead of 10."""
+def graph_rule(count: int = 10, floor: float = 0.05):
+    """The default's rule on a ``count``-nearest-neighbour graph with ``floor``."""
 
     def rule(feats: np.ndarray, seed: int) -> np.ndarray:
         gen = engine.make_generator(seed, torch.device("cpu"))
         x = torch.from_numpy(feats)
-        return spectral_labels(x, torch.ones(len(x)), 2, gen, count, 8, 0.05).numpy()
+        return spectral_labels(x, torch.ones(len(x)), 2, gen, count, 8, floor).numpy()
 
     return rule
 
@@ -137,10 +138,13 @@ RULES = {
     "spectral": spectral_rule,
     "spectral8": spectral8_rule,
     "spectral8-floor": spectral8_floor_rule,
-    "floor-k5": neighbours_rule(5),
-    "floor-k15": neighbours_rule(15),
-    "floor-k20": neighbours_rule(20),
+    "floor-k5": graph_rule(5),
+    "floor-k15": graph_rule(15),
+    "floor-k20": graph_rule(20),
     "floor-shared": shared_rule,
+    "floor10": graph_rule(floor=0.10),
+    "floor15": graph_rule(floor=0.15),
+    "floor20": graph_rule(floor=0.20),
 }
 
 
