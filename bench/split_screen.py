@@ -73,34 +73,22 @@ def kmeans_rule(feats: np.ndarray, seed: int) -> np.ndarray:
     return weighted_kmeans(x, torch.ones(len(x)), 2, gen).numpy()
 
 
-def spectral_rule(feats: np.ndarray, seed: int) -> np.ndarray:
-    """The library's rule (hctree.spectral), as ``split_init=spectral`` applies it."""
-    gen = engine.make_generator(seed, torch.device("cpu"))
-    x = torch.from_numpy(feats)
-    return spectral_labels(x, torch.ones(len(x)), 2, gen).numpy()
-
-
-def spectral8_rule(feats: np.ndarray, seed: int) -> np.ndarray:
-    """The default's rule: the direct cut or the 8-part over-cut merged, the thinner."""
-    gen = engine.make_generator(seed, torch.device("cpu"))
-    x = torch.from_numpy(feats)
-    return spectral_labels(x, torch.ones(len(x)), 2, gen, 10, 8).numpy()
-
-
-def spectral8_floor_rule(feats: np.ndarray, seed: int) -> np.ndarray:
-    """The default's rule with ``spectral_floor=0.05``: no child under 5% of the node."""
-    gen = engine.make_generator(seed, torch.device("cpu"))
-    x = torch.from_numpy(feats)
-    return spectral_labels(x, torch.ones(len(x)), 2, gen, 10, 8, 0.05).numpy()
-
-
-def graph_rule(count: int = 10, floor: float = 0.05):
-    """The default's rule on a ``count``-nearest-neighbour graph with ``floor``."""
+def graph_rule(count: int = 10, parts: int = 8, floor: float = 0.05, shared: bool = False):
+    """hctree.spectral.spectral_labels, as ``split_init=spectral`` applies it, on a
+    ``count``-nearest-neighbour graph (its edges weighted by shared neighbours with
+    ``shared``), over-cut into ``parts`` and with ``floor``; the defaults are the
+    default's seeding."""
 
     def rule(feats: np.ndarray, seed: int) -> np.ndarray:
         gen = engine.make_generator(seed, torch.device("cpu"))
         x = torch.from_numpy(feats)
-        return spectral_labels(x, torch.ones(len(x)), 2, gen, count, 8, floor).numpy()
+        plain = spectral.knn_graph
+        if shared:
+            spectral.knn_graph = shared_neighbour_graph
+        try:
+            return spectral_labels(x, torch.ones(len(x)), 2, gen, count, parts, floor).numpy()
+        finally:
+            spectral.knn_graph = plain
 
     return rule
 
@@ -121,27 +109,18 @@ def shared_neighbour_graph(neighbours: np.ndarray) -> sp.csr_matrix:
     return common
 
 
-def shared_rule(feats: np.ndarray, seed: int) -> np.ndarray:
-    """The default's rule on the shared-neighbour (Jaccard) weighted graph."""
-    gen = engine.make_generator(seed, torch.device("cpu"))
-    x = torch.from_numpy(feats)
-    plain = spectral.knn_graph
-    spectral.knn_graph = shared_neighbour_graph
-    try:
-        return spectral_labels(x, torch.ones(len(x)), 2, gen, 10, 8, 0.05).numpy()
-    finally:
-        spectral.knn_graph = plain
+spectral8_rule = graph_rule(floor=0.0)  # the over-cut without a floor
 
 
 RULES = {
     "kmeans": kmeans_rule,
-    "spectral": spectral_rule,
+    "spectral": graph_rule(parts=0, floor=0.0),
     "spectral8": spectral8_rule,
-    "spectral8-floor": spectral8_floor_rule,
+    "spectral8-floor": graph_rule(),
     "floor-k5": graph_rule(5),
     "floor-k15": graph_rule(15),
     "floor-k20": graph_rule(20),
-    "floor-shared": shared_rule,
+    "floor-shared": graph_rule(shared=True),
     "floor10": graph_rule(floor=0.10),
     "floor15": graph_rule(floor=0.15),
     "floor20": graph_rule(floor=0.20),
