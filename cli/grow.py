@@ -117,7 +117,7 @@ def parse_leaves(text: str) -> int | str:
     type=int,
     default=1,
     show_default=True,
-    help="Splits run at once, on Ray workers when above 1 (the tree is the same).",
+    help="Splits run at once, on Ray workers when above 1 (the same tree for any count at the same --threads).",
 )
 @click.option(
     "--ray-address",
