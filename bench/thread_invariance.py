@@ -89,10 +89,12 @@ def main() -> None:
         torch.backends.mkldnn.enabled = onednn
         one, two = _results(data, 1), _results(data, 2)
         for name in one:
-            same = [bool(torch.equal(u, v)) for u, v in zip(one[name], two[name])]
+            same = [bool(torch.equal(u, v)) for u, v in zip(one[name], two[name], strict=True)]
             print(json.dumps({"onednn": onednn, "op": name, "same [output, grads...]": same}))
     on, off = _step_seconds(True), _step_seconds(False)
-    print(json.dumps({"step_ms_onednn": round(1000 * on, 1), "step_ms_without": round(1000 * off, 1)}))
+    print(
+        json.dumps({"step_ms_onednn": round(1000 * on, 1), "step_ms_without": round(1000 * off, 1)})
+    )
 
 
 if __name__ == "__main__":
