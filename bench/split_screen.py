@@ -36,7 +36,7 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
-from hctree import engine, spectral
+from hctree import engine, invariance, spectral
 from hctree.data import load_images
 from hctree.kmeans import weighted_kmeans
 from hctree.metrics import accuracy, dendrogram_purity, nmi
@@ -188,7 +188,10 @@ def tree_scores(labels: np.ndarray, assign: np.ndarray, children: dict, leaf_nam
 
 def cached_trunk(data, seed: int, overrides: dict[str, str]) -> np.ndarray:
     """The warm-up trunk's unit features of ``data``, from bench/out/ when computed before."""
-    tag = "-".join(f"{k}{v}" for k, v in sorted(overrides.items())) or "base"
+    named = dict(overrides)
+    if invariance.ASPECT != (3 / 4, 4 / 3):
+        named["aspect"] = f"{invariance.ASPECT[1]:g}"
+    tag = "-".join(f"{k}{v}" for k, v in sorted(named.items())) or "base"
     cache = Path(f"bench/out/trunk-{Path(str(data.source)).stem}-{len(data)}-s{seed}-{tag}.npy")
     if cache.exists():
         return np.load(cache)
@@ -212,7 +215,15 @@ def main() -> None:
         default="",
         help="comma-separated warm-up iterations to score, e.g. 2000,4000",
     )
+    parser.add_argument(
+        "--aspect",
+        type=float,
+        default=None,
+        help="a crop's aspect ratio ranges over [1/A, A] (the default's A is 4/3)",
+    )
     args = parser.parse_args()
+    if args.aspect is not None:
+        invariance.ASPECT = (1 / args.aspect, args.aspect)
     engine.configure_threads(args.threads)
     overrides = dict(s.split("=", 1) for s in args.settings)
     data = load_images(args.data, subset=args.subset or None, seed=args.seed)
@@ -224,7 +235,8 @@ def main() -> None:
         return
     start = time.perf_counter()
     feats = cached_trunk(data, args.seed, overrides)
-    score(feats, data.labels, args, overrides, start)
+    shown = {**overrides, "aspect": args.aspect} if args.aspect else overrides
+    score(feats, data.labels, args, shown, start)
 
 
 def score(feats: np.ndarray, labels: np.ndarray, args, settings: dict, start: float) -> None:

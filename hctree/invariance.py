@@ -15,6 +15,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+ASPECT = (3 / 4, 4 / 3)  # range of a crop's aspect ratio (width over height)
+
 
 def augment(
     x: torch.Tensor,
@@ -26,7 +28,7 @@ def augment(
 ) -> torch.Tensor:
     """A random view of real images float ``[B,C,H,W]`` in [-1, 1] (same shape).
 
-    Random resized crop (area in ``[crop_scale_min, 1]``, aspect ratio in [3/4, 4/3]),
+    Random resized crop (area in ``[crop_scale_min, 1]``, aspect ratio in ``ASPECT``),
     a left-right mirror with probability ``flip``, and with probability 0.8
     brightness/contrast (and, for colour, saturation) jitter of 0.4; colour views
     turn grey with probability 0.2. With
@@ -39,7 +41,8 @@ def augment(
     b, c = x.shape[:2]
     u = torch.rand(b, 10, generator=gen, device=x.device)
     area = crop_scale_min + (1 - crop_scale_min) * u[:, 0]
-    log_ratio = math.log(3 / 4) + (math.log(4 / 3) - math.log(3 / 4)) * u[:, 1]
+    low, high = math.log(ASPECT[0]), math.log(ASPECT[1])
+    log_ratio = low + (high - low) * u[:, 1]
     sx = (area * log_ratio.exp()).sqrt().clamp(max=1)
     sy = (area / log_ratio.exp()).sqrt().clamp(max=1)
     cx = (1 - sx) * (2 * u[:, 2] - 1)
