@@ -7,12 +7,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from hctree.engine import to_unit
 from hctree.errors import HCTreeError, Interrupted
 from hctree.invariance import augment, imbalance, view_agreement
 from hctree.kmeans import weighted_kmeans
 from hctree.splitters import make_config
 from hctree.splitters.base import MemoryCheckpointer
-from hctree.splitters.hcmgan import HCMGANSplitter, _build_nets, _inherit_trunks
+from hctree.splitters.hcmgan import HCMGANSplitter, _build_nets, _inherit_trunks, fit_classifier
 from tests.conftest import CPU, split_context
 from tests.test_hcmgan import StopAfter, pair, purity, small  # noqa: F401 - fixtures
 
@@ -102,7 +103,8 @@ def test_a_child_starts_from_the_trunk_that_saw_its_images(small):  # noqa: F811
 
 
 def test_settings_are_checked():
-    for bad in ({"split_init": "bogus"}, {"embed_iters": 5}, {"lambda_target": -1.0}):
+    for bad in ({"split_init": "bogus"}, {"embed_iters": 5}, {"lambda_target": -1.0},
+                {"fit_iters": -1}):  # fmt: skip
         with pytest.raises(HCTreeError):
             make_config(HCMGANSplitter, "paper", bad)
 
@@ -276,3 +278,46 @@ def test_merge_parts_joins_a_part_under_the_floor_to_its_neighbour_first():
     sizes = np.array([30.0, 30, 30, 30, 2])  # the knot holds 2 of 122 rows' weight
     assert merge_parts(graph, np.arange(5), 2, sizes, floor=0.05).tolist() == [0, 0, 1, 1, 1]
     assert merge_parts(graph, np.arange(5), 2, sizes, floor=0.01).tolist() == [0, 0, 0, 0, 1]
+
+
+def test_fitting_c_on_the_whole_node_learns_the_targets_and_leaves_the_trunk():
+    """fit_classifier: C's head learns a cut of the trunk's features; nothing else moves."""
+    torch.manual_seed(0)
+    config = make_config(HCMGANSplitter, "tiny", {"fit_iters": 50})
+    nets = _build_nets(config, 2, False, (1, 28, 28), seed=0, device=CPU)
+    disc = nets.discriminators[0]
+    images = torch.randint(0, 256, (600, 1, 28, 28), generator=torch.Generator().manual_seed(1))
+    images = images.to(torch.uint8)  # stored images, as a split's context holds them
+    with torch.no_grad():
+        feats = disc.features(to_unit(images))
+        direction = torch.randn(feats.shape[1], generator=torch.Generator().manual_seed(2))
+        score = feats @ direction
+        targets = (score > score.median()).long()
+    parent = torch.ones(len(images))
+    parent[:100] = 0.0  # outside the node: never fitted, never counted
+    trunk_before = {k: v.clone() for k, v in disc.trunk.state_dict().items()}
+
+    def accuracy() -> float:
+        with torch.no_grad():
+            guess = disc.classify(disc.features(to_unit(images))).argmax(1)
+        return float((guess == targets)[100:].float().mean())
+
+    before = accuracy()
+    fit_classifier(disc, images, parent, targets, config)
+    assert accuracy() >= 0.95 > before
+    for name, value in disc.trunk.state_dict().items():
+        assert torch.equal(value, trunk_before[name]), name
+
+
+def test_a_seeded_split_with_the_fit_follows_its_seed_and_saves_the_fitted_head(pair):  # noqa: F811
+    images, labels = pair
+    base = {**RECIPE, "embed_iters": 100, "split_init": "spectral", "refinements": 0}
+    plain = raw(images, base)
+    fitted = raw(images, {**base, "fit_iters": 50})
+    assert purity(fitted.memberships, labels) >= 0.9
+    np.testing.assert_allclose(fitted.memberships.sum(0), 1.0, atol=1e-5)
+    assert not np.array_equal(
+        plain.models["D"]["c_head.weight"], fitted.models["D"]["c_head.weight"]
+    )
+    np.testing.assert_array_equal(plain.models["G0"]["project.0.weight"],
+                                  fitted.models["G0"]["project.0.weight"])  # fmt: skip

@@ -107,6 +107,7 @@ class Config:
     seed_views: int = 0  # > 0: split_init clusters features averaged over this many views
     seed_recolours: int = 0  # > 0, colour images: ... averaged over this many recolourings
     lambda_target: float = 1.0  # weight of C's loss on real images against those targets
+    fit_iters: int = 0  # > 0: after the GAN phase, C's head fits the targets on every node image
 
     @property
     def uses_views(self) -> bool:
@@ -180,6 +181,8 @@ class Config:
             raise HCTreeError("setting spectral_neighbors must be at least 1.")
         if not (self.lambda_target >= 0 and math.isfinite(self.lambda_target)):
             raise HCTreeError("setting lambda_target must be a finite number >= 0.")
+        if self.fit_iters < 0:
+            raise HCTreeError("setting fit_iters must be >= 0.")
         if self.proj_dim < 1:
             raise HCTreeError(f"setting proj_dim must be at least 1, not {self.proj_dim}.")
         if not 0 < self.crop_scale_min <= 1:
@@ -588,6 +591,51 @@ def _seed_targets(
     return targets
 
 
+FIT_DECAY = 1e-4  # L2 weight on C's head while it fits the whole node (keeps the fit finite)
+
+
+def fit_classifier(
+    disc: Discriminator,
+    images: torch.Tensor,
+    parent: torch.Tensor,
+    targets: torch.Tensor,
+    config: Config,
+) -> None:
+    """Fit C's head to ``targets`` on every image of the node, the trunk frozen.
+
+    C learns the seed from the real images the GAN phase draws: 3.6 draws per image
+    of a 7,000-image node, half a draw per image of a 48,000-image one, where it
+    then follows its seed on as few as 71% of the images (docs/benchmarks.md, "Why
+    the whole set's trees fall behind their own trunk"). C's head is linear, so this
+    is a weighted logistic regression of the targets on the final trunk features of
+    every image in the node: ``fit_iters`` iterations of full-batch L-BFGS from the
+    head the GAN phase left, each image's cross-entropy weighted by its membership
+    ``parent`` (float ``[N]``), plus ``FIT_DECAY`` times the squared weights.
+    Deterministic. ``targets`` int64 ``[N]``.
+    """
+    inside = parent > 0
+    rows = inside.nonzero().squeeze(1)
+    was_training = disc.training
+    disc.eval()
+    feats = engine.predict_in_batches(disc.features, images, config.predict_batch, inside)[rows]
+    feats, wanted = feats.float().detach(), targets[rows]
+    weights = parent[rows].float() / parent[rows].float().sum().clamp_min(1e-12)
+    head = disc.c_head
+    opt = torch.optim.LBFGS(head.parameters(), lr=1.0, max_iter=config.fit_iters,
+                            history_size=10, line_search_fn="strong_wolfe",
+                            tolerance_grad=0.0, tolerance_change=0.0)  # fmt: skip
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(head(feats).float(), wanted, reduction="none")
+        total = (loss * weights).sum() + FIT_DECAY * head.weight.float().square().sum()
+        total.backward()
+        return total
+
+    opt.step(closure)
+    disc.train(was_training)
+
+
 def _two_views(clean: torch.Tensor, config: Config, gen: torch.Generator) -> torch.Tensor:
     """Two random views of each real image, stacked: float ``[2B, C, H, W]``."""
     views = [
@@ -797,6 +845,8 @@ class Attempt:
         nets, config, ctx, device = self.nets, self.config, self.ctx, self.ctx.device
         parent = self.parent
         mass = float(parent.sum())
+        if self.seeded and config.fit_iters > 0 and self.targets is not None:
+            fit_classifier(nets.discriminators[0], ctx.images, parent, self.targets, config)
         nets.generators.eval()
         nets.discriminators.eval()
         probs = engine.predict_in_batches(
