@@ -618,8 +618,8 @@ def fit_classifier(
     was_training = disc.training
     disc.eval()
     feats = engine.predict_in_batches(disc.features, images, config.predict_batch, inside)[rows]
-    feats, wanted = feats.float().detach(), targets[rows]
-    weights = parent[rows].float() / parent[rows].float().sum().clamp_min(1e-12)
+    wanted, weights = targets[rows], parent[rows].float()
+    weights = weights / weights.sum().clamp_min(1e-12)
     head = disc.c_head
     opt = torch.optim.LBFGS(head.parameters(), lr=1.0, max_iter=config.fit_iters,
                             history_size=10, line_search_fn="strong_wolfe",
@@ -627,8 +627,8 @@ def fit_classifier(
 
     def closure() -> torch.Tensor:
         opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(head(feats).float(), wanted, reduction="none")
-        total = (loss * weights).sum() + FIT_DECAY * head.weight.float().square().sum()
+        loss = F.cross_entropy(head(feats), wanted, reduction="none")
+        total = (loss * weights).sum() + FIT_DECAY * head.weight.square().sum()
         total.backward()
         return total
 
