@@ -53,16 +53,15 @@ def main() -> None:
     cls = get_splitter(str(tree.attrs["splitter"]))
     config = config_from_json(cls, str(tree.attrs["config_json"]))
     splitter = cls()
-    images = torch.from_numpy(prepare.apply(data.images, prepare.stored(tree.attrs))).float()
+    images = torch.from_numpy(prepare.apply(data.images, prepare.stored(tree.attrs)))
     stem = Path(str(data.source)).stem
     warm = torch.from_numpy(np.load(f"bench/out/trunk-{stem}-{len(data)}-s{args.seed}-base.npy"))
     shape = tuple(int(v) for v in tree.attrs["image_shape"])
     cpu = torch.device("cpu")
 
-    @torch.no_grad()
     def trunk_of(name: str) -> torch.Tensor:
         embed = splitter.features(tree.models(name), config, shape, cpu)
-        return torch.cat([embed(images[i : i + 4096]) for i in range(0, len(images), 4096)])
+        return engine.predict_in_batches(embed, images, config.predict_batch)
 
     for name in tree.split_sequence:
         node = tree.node(name)
