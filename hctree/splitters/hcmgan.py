@@ -604,9 +604,8 @@ def fit_classifier(
     """Fit C's head to ``targets`` on every image of the node, the trunk frozen.
 
     C learns the seed from the real images the GAN phase draws: 3.6 draws per image
-    of a 7,000-image node, half a draw per image of a 48,000-image one, where it
-    then follows its seed on as few as 71% of the images (docs/benchmarks.md, "Why
-    the whole set's trees fall behind their own trunk"). C's head is linear, so this
+    of a 7,000-image node, half a draw per image of a 48,000-image one (docs/
+    benchmarks.md, "Why the whole set's trees fall behind their own trunk"). C's head is linear, so this
     is a weighted logistic regression of the targets on the final trunk features of
     every image in the node: ``fit_iters`` iterations of full-batch L-BFGS from the
     head the GAN phase left, each image's cross-entropy weighted by its membership
