@@ -13,7 +13,13 @@ from hctree.invariance import augment, imbalance, view_agreement
 from hctree.kmeans import weighted_kmeans
 from hctree.splitters import make_config
 from hctree.splitters.base import MemoryCheckpointer
-from hctree.splitters.hcmgan import HCMGANSplitter, _build_nets, _inherit_trunks, fit_classifier
+from hctree.splitters.hcmgan import (
+    HCMGANSplitter,
+    _build_nets,
+    _inherit_trunks,
+    fit_classifier,
+    fit_wanted,
+)
 from tests.conftest import CPU, split_context
 from tests.test_hcmgan import StopAfter, pair, purity, small  # noqa: F401 - fixtures
 
@@ -104,7 +110,7 @@ def test_a_child_starts_from_the_trunk_that_saw_its_images(small):  # noqa: F811
 
 def test_settings_are_checked():
     for bad in ({"split_init": "bogus"}, {"embed_iters": 5}, {"lambda_target": -1.0},
-                {"fit_iters": -1}):  # fmt: skip
+                {"fit_iters": -1}, {"fit_max_draws": -0.5}):  # fmt: skip
         with pytest.raises(HCTreeError):
             make_config(HCMGANSplitter, "paper", bad)
 
@@ -321,3 +327,21 @@ def test_a_seeded_split_with_the_fit_follows_its_seed_and_saves_the_fitted_head(
     )
     np.testing.assert_array_equal(plain.models["G0"]["project.0.weight"],
                                   fitted.models["G0"]["project.0.weight"])  # fmt: skip
+    # fit_max_draws: the fit runs only where C drew fewer real images per node image
+    under_bar = raw(images, {**base, "fit_iters": 50, "fit_max_draws": 1e6})
+    over_bar = raw(images, {**base, "fit_iters": 50, "fit_max_draws": 1e-6})
+    np.testing.assert_array_equal(under_bar.memberships, fitted.memberships)
+    np.testing.assert_array_equal(over_bar.memberships, plain.memberships)
+
+
+def test_the_fit_runs_where_c_saw_each_image_fewer_times_than_fit_max_draws():
+    """800 iterations of 32 images: 2.56 draws per image of 10,000, 0.37 of 70,000."""
+    at_most_one = make_config(HCMGANSplitter, "cpu", {"fit_iters": 100, "fit_max_draws": 1})
+    assert fit_wanted(at_most_one, 800, 70000.0)
+    assert fit_wanted(at_most_one, 800, 25601.0)
+    assert not fit_wanted(at_most_one, 800, 25600.0)
+    assert not fit_wanted(at_most_one, 800, 10000.0)
+    always = make_config(HCMGANSplitter, "cpu", {"fit_iters": 100, "fit_max_draws": 0})
+    assert fit_wanted(always, 800, 10.0)
+    never = make_config(HCMGANSplitter, "cpu", {"fit_iters": 0, "fit_max_draws": 0})
+    assert not fit_wanted(never, 800, 70000.0)

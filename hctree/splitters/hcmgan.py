@@ -108,6 +108,7 @@ class Config:
     seed_recolours: int = 0  # > 0, colour images: ... averaged over this many recolourings
     lambda_target: float = 1.0  # weight of C's loss on real images against those targets
     fit_iters: int = 0  # > 0: after the GAN phase, C's head fits the targets on every node image
+    fit_max_draws: float = 0.0  # > 0: ... only if C drew fewer real images than this per node image
 
     @property
     def uses_views(self) -> bool:
@@ -183,6 +184,8 @@ class Config:
             raise HCTreeError("setting lambda_target must be a finite number >= 0.")
         if self.fit_iters < 0:
             raise HCTreeError("setting fit_iters must be >= 0.")
+        if not self.fit_max_draws >= 0:
+            raise HCTreeError("setting fit_max_draws must be >= 0.")
         if self.proj_dim < 1:
             raise HCTreeError(f"setting proj_dim must be at least 1, not {self.proj_dim}.")
         if not 0 < self.crop_scale_min <= 1:
@@ -594,6 +597,16 @@ def _seed_targets(
 FIT_DECAY = 1e-4  # L2 weight on C's head while it fits the whole node (keeps the fit finite)
 
 
+def fit_wanted(config: Config, gan_iters: int, mass: float) -> bool:
+    """Whether a seeded split fits C's head on the whole node after its GAN phase:
+    ``fit_iters`` > 0 and, if ``fit_max_draws`` > 0, the GAN phase drew fewer real
+    images for C than ``fit_max_draws`` per image of the node (its mass)."""
+    if config.fit_iters <= 0:
+        return False
+    draws = gan_iters * config.batch_real / max(mass, 1e-12)
+    return config.fit_max_draws <= 0 or draws < config.fit_max_draws
+
+
 def fit_classifier(
     disc: Discriminator,
     images: torch.Tensor,
@@ -844,7 +857,7 @@ class Attempt:
         nets, config, ctx, device = self.nets, self.config, self.ctx, self.ctx.device
         parent = self.parent
         mass = float(parent.sum())
-        if self.seeded and config.fit_iters > 0 and self.targets is not None:
+        if self.seeded and self.targets is not None and fit_wanted(config, self.gan_iters, mass):
             fit_classifier(nets.discriminators[0], ctx.images, parent, self.targets, config)
         nets.generators.eval()
         nets.discriminators.eval()
