@@ -629,9 +629,9 @@ def fit_classifier(
 
     C learns the seed from the real images the GAN phase draws: 3.6 draws per image
     of a 7,000-image node, half a draw per image of a 48,000-image one (docs/
-    benchmarks.md, "Why the whole set's trees fall behind their own trunk"). C's head is linear, so this
-    is a weighted logistic regression of the targets on the final trunk features of
-    every image in the node: ``fit_iters`` iterations of full-batch L-BFGS from the
+    benchmarks.md, "Why the whole set's trees fall behind their own trunk"). C's
+    head is linear, so this is a weighted logistic regression of the targets on the
+    final trunk features of every image in the node: ``fit_iters`` iterations of full-batch L-BFGS from the
     head the GAN phase left, each image's cross-entropy weighted by its membership
     ``parent`` (float ``[N]``), plus ``FIT_DECAY`` times the squared weights.
     Deterministic. ``targets`` int64 ``[N]``.
