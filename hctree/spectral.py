@@ -137,6 +137,23 @@ def normalized_cut(graph: sp.csr_matrix, labels: np.ndarray) -> float:
     return float(((volume - np.diag(links)) / volume.clip(min=1e-12)).sum())
 
 
+def graph_rows(weights: torch.Tensor, spread: bool = False) -> torch.Tensor:
+    """Sorted indices of the graph's rows: the node's own rows (at least half the
+    largest weight), at most ``MAX_GRAPH`` of them.
+
+    Where there are more, ``spread`` takes every (own / ``MAX_GRAPH``)-th own row in
+    index order, a choice that moves little when the memberships move a little;
+    otherwise the heaviest rows are kept, which in a soft node ranks thousands of
+    near-equal weights by their last digits.
+    """
+    own = (weights >= 0.5 * weights.max()).nonzero().squeeze(1)
+    if own.numel() <= MAX_GRAPH:
+        return own
+    if spread:
+        return own[torch.arange(MAX_GRAPH, device=own.device) * own.numel() // MAX_GRAPH]
+    return weights.argsort(descending=True, stable=True)[:MAX_GRAPH].sort().values
+
+
 def spectral_labels(
     feats: torch.Tensor,
     weights: torch.Tensor,
@@ -146,12 +163,12 @@ def spectral_labels(
     parts: int = 0,
     floor: float = 0.0,
     notes: dict[str, float] | None = None,
+    spread: bool = False,
 ) -> torch.Tensor:
     """Cluster unit-length rows ``feats`` float ``[M, F]`` into ``k`` groups.
 
-    The graph holds the node's own rows, those with at least half the largest
-    weight (at most ``MAX_GRAPH``, heaviest first; a soft membership gives every
-    other image a little weight too); its spectral embedding is clustered by
+    The graph holds the node's own rows (:func:`graph_rows`; a soft membership
+    gives every other image a little weight too); its spectral embedding is clustered by
     weighted k-means, and every other row takes the majority group of its
     neighbours in the graph. With ``parts`` > ``k`` the embedding is also cut
     into that many parts, which :func:`merge_parts` joins into ``k``, and the
@@ -170,8 +187,7 @@ def spectral_labels(
     own = int((weights >= 0.5 * weights.max()).sum())
     if own <= max(k, neighbours + 1) * 2:
         return weighted_kmeans(feats, weights, k, gen)
-    core = weights.argsort(descending=True, stable=True)[: min(own, MAX_GRAPH)]
-    core = core.sort().values
+    core = graph_rows(weights, spread)
     base = feats[core]
     near = nearest_rows(base, base, neighbours, skip_self=True).cpu().numpy()
     seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen, device=gen.device))

@@ -216,6 +216,32 @@ def test_spectral_labels_over_cut_and_merged_keep_both_arcs_whole():
     np.testing.assert_array_equal(labels, again)
 
 
+def test_graph_rows_keep_every_own_row_under_the_cap_either_way():
+    from hctree.spectral import graph_rows
+
+    weights = torch.rand(500, generator=torch.Generator().manual_seed(0))
+    own = (weights >= 0.5 * weights.max()).nonzero().squeeze(1)
+    np.testing.assert_array_equal(graph_rows(weights).numpy(), own.numpy())
+    np.testing.assert_array_equal(graph_rows(weights, spread=True).numpy(), own.numpy())
+
+
+def test_spread_graph_rows_barely_move_when_the_memberships_move_a_little():
+    from hctree.spectral import MAX_GRAPH, graph_rows
+
+    gen = torch.Generator().manual_seed(0)
+    n = MAX_GRAPH * 2 + 1000
+    weights = 0.999 + 0.001 * torch.rand(n, generator=gen)  # a soft node, all its own rows
+    nudged = weights * (1 + 1e-4 * torch.randn(n, generator=gen))
+    spread = graph_rows(weights, spread=True)
+    assert len(spread) == MAX_GRAPH and (spread.diff() > 0).all()
+    assert spread[0] == 0 and (spread.diff() <= 3).all()  # every second or third row
+    np.testing.assert_array_equal(graph_rows(nudged, spread=True).numpy(), spread.numpy())
+    # the heaviest rows are chosen by the memberships' last digits: the nudge swaps many
+    heaviest = set(graph_rows(weights).tolist())
+    moved = len(heaviest - set(graph_rows(nudged).tolist())) / MAX_GRAPH
+    assert moved > 0.05  # over a thousand rows replaced
+
+
 def test_normalized_cut_counts_the_edges_leaving_each_group():
     import scipy.sparse as sp
 

@@ -104,6 +104,7 @@ class Config:
     spectral_neighbors: int = 10  # k of the nearest-neighbour graph when split_init=spectral
     spectral_parts: int = 0  # > k: cut the graph into this many parts, then merge them into k
     spectral_floor: float = 0.0  # with spectral_parts: no seeded child below this share
+    seed_spread: bool = False  # a node over the graph's cap: evenly spaced rows, not the heaviest
     seed_views: int = 0  # > 0: split_init clusters features averaged over this many views
     seed_recolours: int = 0  # > 0, colour images: ... averaged over this many recolourings
     lambda_target: float = 1.0  # weight of C's loss on real images against those targets
@@ -590,7 +591,7 @@ def _seed_targets(
         notes: dict[str, float] = {}
         labels = spectral_labels(
             feats[rows], parent[rows], ctx.k, gen, config.spectral_neighbors,
-            config.spectral_parts, config.spectral_floor, notes,
+            config.spectral_parts, config.spectral_floor, notes, config.seed_spread,
         )  # fmt: skip
         if notes:
             ctx.progress.message(
