@@ -14,6 +14,8 @@ bench/split_screen.py at the root), with the graph's rows chosen
 
 and ``agree``, the share of own images on which the two cuts agree. Run on two
 trees whose nodes differ a little, a stable choice gives the same NMI in both.
+``--by-class`` puts the images in class order first, as a folder of class
+sub-folders loads (``--root-only``: the root split alone).
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ def main() -> None:
     parser.add_argument("--subset", type=int, default=0, help="0: every image")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--by-class", action="store_true", help="rows in class order")
+    parser.add_argument("--root-only", action="store_true")
     args = parser.parse_args()
     engine.configure_threads(args.threads)
     tree = Tree(read_tree(args.tree), path=Path(args.tree))
@@ -55,10 +59,12 @@ def main() -> None:
     warm = torch.from_numpy(np.load(f"bench/out/trunk-{stem}-{len(data)}-s{args.seed}-base.npy"))
     shape = tuple(int(v) for v in tree.attrs["image_shape"])
     cpu = torch.device("cpu")
+    order = np.argsort(labels, kind="stable") if args.by_class else np.arange(len(labels))
+    labels, images, warm = labels[order], images[order], warm[order]
 
-    for name in tree.split_sequence:
+    for name in tree.split_sequence[:1] if args.root_only else tree.split_sequence:
         node = tree.node(name)
-        weights = torch.from_numpy(node.membership.astype(np.float32))
+        weights = torch.from_numpy(node.membership[order].astype(np.float32))
         own = (weights >= 0.5 * weights.max()).numpy()
         if own.sum() <= MAX_GRAPH:
             continue
