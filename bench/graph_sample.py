@@ -20,59 +20,38 @@ sub-folders loads (``--root-only``: the root split alone).
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
 
 import numpy as np
 import torch
+from tree_replay import load_replay, replay_arguments
 
-from hctree import engine, prepare
-from hctree.data import load_images
+from hctree import engine
 from hctree.metrics import nmi
 from hctree.spectral import MAX_GRAPH, spectral_labels
-from hctree.splitters import get_splitter
-from hctree.splitters.base import config_from_json
-from hctree.store import read_tree
-from hctree.tree import Tree
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("tree")
-    parser.add_argument("--data", default="fashion-mnist")
-    parser.add_argument("--subset", type=int, default=0, help="0: every image")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
+    parser = replay_arguments(__doc__.splitlines()[0])
     parser.add_argument("--by-class", action="store_true", help="rows in class order")
     parser.add_argument("--root-only", action="store_true")
     args = parser.parse_args()
-    engine.configure_threads(args.threads)
-    tree = Tree(read_tree(args.tree), path=Path(args.tree))
-    data = load_images(args.data, subset=args.subset or None, seed=args.seed)
-    labels = np.asarray(data.labels)
-    cls = get_splitter(str(tree.attrs["splitter"]))
-    config = config_from_json(cls, str(tree.attrs["config_json"]))
-    splitter = cls()
-    images = torch.from_numpy(prepare.apply(data.images, prepare.stored(tree.attrs)))
-    stem = Path(str(data.source)).stem
-    warm = torch.from_numpy(np.load(f"bench/out/trunk-{stem}-{len(data)}-s{args.seed}-base.npy"))
-    shape = tuple(int(v) for v in tree.attrs["image_shape"])
+    replay = load_replay(args)
+    tree = replay.tree
+    order = np.argsort(replay.labels, kind="stable") if args.by_class else None
+    if order is not None:
+        replay.labels, replay.images = replay.labels[order], replay.images[order]
+        replay.warm = replay.warm[order]
+    labels = replay.labels
     cpu = torch.device("cpu")
-    order = np.argsort(labels, kind="stable") if args.by_class else np.arange(len(labels))
-    labels, images, warm = labels[order], images[order], warm[order]
-
     for name in tree.split_sequence[:1] if args.root_only else tree.split_sequence:
-        node = tree.node(name)
-        weights = torch.from_numpy(node.membership[order].astype(np.float32))
+        membership = tree.node(name).membership
+        membership = membership if order is None else membership[order]
+        weights = torch.from_numpy(membership.astype(np.float32))
         own = (weights >= 0.5 * weights.max()).numpy()
         if own.sum() <= MAX_GRAPH:
             continue
-        if node.parent is None:
-            feats = warm
-        else:
-            embed = splitter.features(tree.models(node.parent), config, shape, cpu)
-            feats = engine.predict_in_batches(embed, images, config.predict_batch)
+        feats = replay.start_trunk(name)
         cuts = {}
         for tag in ("heaviest", "spread"):
             gen = engine.make_generator(0, cpu)

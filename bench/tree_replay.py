@@ -1,0 +1,63 @@
+"""A stored hcmgan tree with the images it was grown on, for replaying its seeding cuts.
+
+Shared by bench/seed_drift.py and bench/graph_sample.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hctree import engine, prepare
+from hctree.data import load_images
+from hctree.splitters import get_splitter
+from hctree.splitters.base import config_from_json
+from hctree.store import read_tree
+from hctree.tree import Tree
+
+
+def replay_arguments(description: str) -> argparse.ArgumentParser:
+    """The arguments every replay takes: the tree, the data it was grown on, threads."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("tree")
+    parser.add_argument("--data", default="fashion-mnist")
+    parser.add_argument("--subset", type=int, default=0, help="0: every image")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    return parser
+
+
+@dataclass
+class Replay:
+    tree: Tree
+    labels: np.ndarray  # int [N] true classes
+    images: torch.Tensor  # prepared as the tree prepared them
+    warm: torch.Tensor  # the root's warm-up trunk features, cached by bench/split_screen.py
+
+    def trunk_of(self, name: str) -> torch.Tensor:
+        """The features of every image by node ``name``'s stored trunk."""
+        cls = get_splitter(str(self.tree.attrs["splitter"]))
+        config = config_from_json(cls, str(self.tree.attrs["config_json"]))
+        shape = tuple(int(v) for v in self.tree.attrs["image_shape"])
+        embed = cls().features(self.tree.models(name), config, shape, torch.device("cpu"))
+        return engine.predict_in_batches(embed, self.images, config.predict_batch)
+
+    def start_trunk(self, name: str) -> torch.Tensor:
+        """The features the split of ``name`` started from: its parent's trunk, or the warm-up."""
+        parent = self.tree.node(name).parent
+        return self.warm if parent is None else self.trunk_of(parent)
+
+
+def load_replay(args: argparse.Namespace) -> Replay:
+    """Read the tree and its images as ``replay_arguments`` named them."""
+    engine.configure_threads(args.threads)
+    tree = Tree(read_tree(args.tree), path=Path(args.tree))
+    data = load_images(args.data, subset=args.subset or None, seed=args.seed)
+    images = torch.from_numpy(prepare.apply(data.images, prepare.stored(tree.attrs)))
+    stem = Path(str(data.source)).stem
+    warm = torch.from_numpy(np.load(f"bench/out/trunk-{stem}-{len(data)}-s{args.seed}-base.npy"))
+    return Replay(tree, np.asarray(data.labels), images, warm)
