@@ -124,9 +124,9 @@ def test_a_tree_grown_with_batch_splits(fmnist, tmp_path) -> None:
     """The root splits alone, then its two children together (r0's split is committed,
     r1's waits as ready): the same tree, to float rounding."""
     data = fmnist_classes(fmnist, range(10), per_class=30)
-    # fit_iters=0: the whole-node fit of C (which 8 iterations on 300 images would
-    # trigger) is the same function of the trained networks on both paths, but its
-    # L-BFGS magnifies their float rounding; it is tested on its own
+    # fit_iters=0: the whole-node fit of C (on in cpu) is the same function of the
+    # trained networks on both paths, but its L-BFGS magnifies their float rounding;
+    # it is tested on its own
     overrides = {"raw_iters": 8, "embed_iters": 4, "log_every": 4, "spectral_neighbors": 5,
                  "collapse_loss": 0.0, "fit_iters": 0}  # fmt: skip
     trees, titles = [], []

@@ -239,9 +239,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "embed_iters": 4000,
         "embed_batch": 256,
     },
-    # fit_iters, fit_max_draws: where C drew fewer real images than the node holds (a node
-    # of more than 25,600 images), its head also fits the seed on all of them (docs/
-    # benchmarks.md, "Why the whole set's trees fall behind their own trunk")
+    # fit_iters: after the GAN phase C's head also fits the seed on every image of the
+    # node (docs/benchmarks.md, "Why the whole set's trees fall behind their own trunk")
     "cpu": {
         **_SMALL,
         **_SEEDED,
@@ -249,7 +248,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         "raw_iters": 800,
         "embed_iters": 2000,
         "fit_iters": 100,
-        "fit_max_draws": 1.0,
     },
     "tiny": {**_SMALL, "raw_iters": 200, "refine_iters": 100, "refinements": 1, "log_every": 10},
 }
