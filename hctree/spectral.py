@@ -168,9 +168,9 @@ def spectral_labels(
     """Cluster unit-length rows ``feats`` float ``[M, F]`` into ``k`` groups.
 
     The graph holds the node's own rows (:func:`graph_rows`; a soft membership
-    gives every other image a little weight too); its spectral embedding is clustered by
-    weighted k-means, and every other row takes the majority group of its
-    neighbours in the graph. With ``parts`` > ``k`` the embedding is also cut
+    gives every other image a little weight too); its spectral embedding is
+    clustered by weighted k-means, and every other row takes the majority group of
+    its neighbours in the graph. With ``parts`` > ``k`` the embedding is also cut
     into that many parts, which :func:`merge_parts` joins into ``k``, and the
     cut with the lower :func:`normalized_cut` is kept: the merged one where a
     spread-out class was cut through, the direct one where a node has no gap and
@@ -184,10 +184,9 @@ def spectral_labels(
     Returns int64 ``[M]`` labels in ``0..k-1``, numbered by decreasing weight.
     """
     m = feats.shape[0]
-    own = int((weights >= 0.5 * weights.max()).sum())
-    if own <= max(k, neighbours + 1) * 2:
-        return weighted_kmeans(feats, weights, k, gen)
     core = graph_rows(weights, spread)
+    if core.numel() <= max(k, neighbours + 1) * 2:  # too few own rows for a graph
+        return weighted_kmeans(feats, weights, k, gen)
     base = feats[core]
     near = nearest_rows(base, base, neighbours, skip_self=True).cpu().numpy()
     seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen, device=gen.device))

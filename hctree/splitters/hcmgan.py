@@ -632,9 +632,10 @@ def fit_classifier(
     of a 7,000-image node, half a draw per image of a 48,000-image one (docs/
     benchmarks.md, "Why the whole set's trees fall behind their own trunk"). C's
     head is linear, so this is a weighted logistic regression of the targets on the
-    final trunk features of every image in the node: ``fit_iters`` iterations of full-batch L-BFGS from the
-    head the GAN phase left, each image's cross-entropy weighted by its membership
-    ``parent`` (float ``[N]``), plus ``FIT_DECAY`` times the squared weights.
+    final trunk features of every image in the node: ``fit_iters`` iterations of
+    full-batch L-BFGS from the head the GAN phase left, each image's cross-entropy
+    weighted by its membership ``parent`` (float ``[N]``), plus ``FIT_DECAY`` times
+    the squared weights.
     Deterministic. ``targets`` int64 ``[N]``.
     """
     inside = parent > 0
