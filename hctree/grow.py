@@ -28,6 +28,7 @@ from hctree.errors import HCTreeError, Interrupted
 from hctree.report import mix_text
 from hctree.schedule import (
     LEAF_ORDERS,
+    SLIVER_SHARE,
     Goal,
     InlineExecutor,
     StageOutcome,
@@ -36,7 +37,9 @@ from hctree.schedule import (
     children_wanted,
     frontier,
     leaf_count,
+    leaf_order_of,
     next_job,
+    sliver,
     supported_first,
 )
 from hctree.splitters import get_splitter, make_config
@@ -539,10 +542,23 @@ def _commit_turns(
                 f"is {support.ratio:.2f} of a like Gaussian's; a split needs < {support.threshold})."
             )
             continue
+        share = sliver(node.stages[final].memberships) if _sliver_judged(record, goal) else None
+        if node.status == "ready" and share is not None:
+            node.status = "kept"
+            progress.message(
+                f"{node.name} waits; other leaves first: its split cuts off {share:.0%} of its "
+                f"images (a split under {SLIVER_SHARE:.0%} waits)."
+            )
+            continue
         _finish_split(record, node, node.stages[final].memberships, final)
         progress.message(describe_split(record, node))
     if changed and write:
         write_tree(out, record)
+
+
+def _sliver_judged(record: TreeRecord, goal: Goal) -> bool:
+    """Whether a finished split that cuts off a sliver waits (leaf order ``even``)."""
+    return not goal.auto and leaf_order_of(record) == "even"
 
 
 def _support(node: NodeRecord) -> Support:

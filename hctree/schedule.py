@@ -31,7 +31,8 @@ from hctree.support import Support, node_support, sample_rows, view_mean_feature
 from hctree.tree import CHILD_DIGITS
 
 MASS_TOLERANCE = 1e-4
-LEAF_ORDERS = ("mass", "supported")  # which leaf a fixed-count tree splits next
+LEAF_ORDERS = ("mass", "supported", "even")  # which leaf a fixed-count tree splits next
+SLIVER_SHARE = 0.1  # leaf order "even": a split leaving a child with less of its node waits
 AUTO_MIN_FRACTION = 0.01  # --leaves auto never splits a leaf with less of the images
 WAITING = ("leaf", "splitting")  # a leaf whose split has not finished
 
@@ -84,9 +85,9 @@ def candidates(record: TreeRecord, auto: bool) -> list[NodeRecord]:
     Includes ``ready`` leaves (finished, waiting for their turn). With ``auto``,
     ``kept`` leaves (split refused) and leaves below ``AUTO_MIN_FRACTION`` of the
     images are passed over; otherwise a ``kept`` leaf is a candidate like any other,
-    except that with the ``supported`` leaf order (:func:`supported_first`) kept
-    leaves come after every other: a split the data do not support is committed
-    only when no other leaf's split is left to try.
+    except that with the ``supported`` and ``even`` leaf orders (:func:`kept_last`)
+    kept leaves come after every other: a split the data do not support, or one
+    that cuts off a sliver, is committed only when no other leaf's split is left to try.
     """
     nodes = record.nodes.values()
     if auto:
@@ -94,13 +95,33 @@ def candidates(record: TreeRecord, auto: bool) -> list[NodeRecord]:
         leaves = [n for n in nodes if n.status in (*WAITING, "ready") and n.mass >= smallest]
     else:
         leaves = [n for n in nodes if n.status in (*WAITING, "ready", "kept")]
-    last = supported_first(record) and not auto
+    last = kept_last(record) and not auto
     return sorted(leaves, key=lambda n: (last and n.status == "kept", -round(n.mass, 3), n.name))
+
+
+def leaf_order_of(record: TreeRecord) -> str:
+    """The tree's stored ``leaf_order`` (``mass`` for trees written before it existed)."""
+    return str(record.attrs.get("leaf_order", "mass"))
 
 
 def supported_first(record: TreeRecord) -> bool:
     """Whether the tree splits supported leaves first (its stored ``leaf_order``)."""
-    return str(record.attrs.get("leaf_order", "mass")) == "supported"
+    return leaf_order_of(record) == "supported"
+
+
+def kept_last(record: TreeRecord) -> bool:
+    """Whether a fixed-count tree passes over ``kept`` leaves while others are left."""
+    return leaf_order_of(record) in ("supported", "even")
+
+
+def sliver(memberships: np.ndarray) -> float | None:
+    """The smallest child's share of a split's mass when under ``SLIVER_SHARE``, else None.
+
+    memberships: float ``[k, N]``, the children of one split.
+    """
+    mass = memberships.astype(np.float64).sum(axis=1)
+    share = float(mass.min() / max(mass.sum(), 1e-12))
+    return share if share < SLIVER_SHARE else None
 
 
 def leaf_count(record: TreeRecord) -> int:
