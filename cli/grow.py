@@ -72,8 +72,8 @@ def parse_leaves(text: str) -> int | str:
     type=click.Choice(["mass", "supported", "even"]),
     default=None,
     help="Which leaf to split next: the heaviest; the heaviest whose split the data "
-    "support first; or the heaviest whose split cuts off no sliver (under a tenth of "
-    "the leaf) first [default: mass; stored with the tree].",
+    "support first; or the heaviest whose split cuts off no sliver (a child under a "
+    "tenth of a bisected leaf) first [default: mass; stored with the tree].",
 )
 @click.option(
     "--polarity",

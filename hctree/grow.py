@@ -28,7 +28,7 @@ from hctree.errors import HCTreeError, Interrupted
 from hctree.report import mix_text
 from hctree.schedule import (
     LEAF_ORDERS,
-    SLIVER_SHARE,
+    SLIVER,
     Goal,
     InlineExecutor,
     StageOutcome,
@@ -545,9 +545,10 @@ def _commit_turns(
         share = sliver(node.stages[final].memberships) if _sliver_judged(record, goal) else None
         if node.status == "ready" and share is not None:
             node.status = "kept"
+            k = len(node.stages[final].memberships)
             progress.message(
-                f"{node.name} waits; other leaves first: its split cuts off {share:.0%} of its "
-                f"images (a split under {SLIVER_SHARE:.0%} waits)."
+                f"{node.name} waits; other leaves first: its split cuts off {share:.1%} of its "
+                f"images (a {k}-way split with a child under {SLIVER / k:.0%} waits)."
             )
             continue
         _finish_split(record, node, node.stages[final].memberships, final)

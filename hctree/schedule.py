@@ -32,7 +32,7 @@ from hctree.tree import CHILD_DIGITS
 
 MASS_TOLERANCE = 1e-4
 LEAF_ORDERS = ("mass", "supported", "even")  # which leaf a fixed-count tree splits next
-SLIVER_SHARE = 0.1  # leaf order "even": a split leaving a child with less of its node waits
+SLIVER = 0.2  # leaf order "even": a child under this fraction of an even share (1/k) is a sliver
 AUTO_MIN_FRACTION = 0.01  # --leaves auto never splits a leaf with less of the images
 WAITING = ("leaf", "splitting")  # a leaf whose split has not finished
 
@@ -115,13 +115,14 @@ def kept_last(record: TreeRecord) -> bool:
 
 
 def sliver(memberships: np.ndarray) -> float | None:
-    """The smallest child's share of a split's mass when under ``SLIVER_SHARE``, else None.
+    """The smallest child's share of a split's mass if it is a sliver, else None.
 
-    memberships: float ``[k, N]``, the children of one split.
+    memberships: float ``[k, N]``, the children of one split. A sliver holds less
+    than ``SLIVER`` / k of the mass: under a tenth of the node for a bisection.
     """
     mass = memberships.astype(np.float64).sum(axis=1)
     share = float(mass.min() / max(mass.sum(), 1e-12))
-    return share if share < SLIVER_SHARE else None
+    return share if share < SLIVER / len(mass) else None
 
 
 def leaf_count(record: TreeRecord) -> int:
