@@ -28,7 +28,6 @@ from hctree.errors import HCTreeError, Interrupted
 from hctree.report import mix_text
 from hctree.schedule import (
     LEAF_ORDERS,
-    SLIVER,
     Goal,
     InlineExecutor,
     StageOutcome,
@@ -542,13 +541,15 @@ def _commit_turns(
                 f"is {support.ratio:.2f} of a like Gaussian's; a split needs < {support.threshold})."
             )
             continue
-        share = sliver(node.stages[final].memberships) if _sliver_judged(record, goal) else None
-        if node.status == "ready" and share is not None:
+        share = None
+        if node.status == "ready" and _sliver_judged(record, goal):
+            leaf_mass = record.nodes["r"].mass / goal.leaves
+            share = sliver(node.stages[final].memberships, leaf_mass)
+        if share is not None:
             node.status = "kept"
-            k = len(node.stages[final].memberships)
             progress.message(
-                f"{node.name} waits; other leaves first: its split cuts off {share:.1%} of its "
-                f"images (a {k}-way split with a child under {SLIVER / k:.0%} waits)."
+                f"{node.name} waits; other leaves first: its split cuts off a sliver, "
+                f"{share:.1%} of its images."
             )
             continue
         _finish_split(record, node, node.stages[final].memberships, final)

@@ -32,7 +32,8 @@ from hctree.tree import CHILD_DIGITS
 
 MASS_TOLERANCE = 1e-4
 LEAF_ORDERS = ("mass", "supported", "even")  # which leaf a fixed-count tree splits next
-SLIVER = 0.2  # leaf order "even": a child under this fraction of an even share (1/k) is a sliver
+SLIVER = 0.2  # leaf order "even": a child under this fraction of an even share (1/k) ...
+SLIVER_LEAF = 0.5  # ... and under this fraction of an average leaf's mass is a sliver
 AUTO_MIN_FRACTION = 0.01  # --leaves auto never splits a leaf with less of the images
 WAITING = ("leaf", "splitting")  # a leaf whose split has not finished
 
@@ -114,15 +115,19 @@ def kept_last(record: TreeRecord) -> bool:
     return leaf_order_of(record) in ("supported", "even")
 
 
-def sliver(memberships: np.ndarray) -> float | None:
+def sliver(memberships: np.ndarray, leaf_mass: float) -> float | None:
     """The smallest child's share of a split's mass if it is a sliver, else None.
 
-    memberships: float ``[k, N]``, the children of one split. A sliver holds less
-    than ``SLIVER`` / k of the mass: under a tenth of the node for a bisection.
+    memberships: float ``[k, N]``, the children of one split; ``leaf_mass``: the
+    mass of an average leaf of the finished tree (images / leaves). A sliver holds
+    less than ``SLIVER`` / k of the node (a tenth for a bisection) and less than
+    ``SLIVER_LEAF`` of an average leaf, so that cutting one class off a node of
+    many is never a sliver.
     """
     mass = memberships.astype(np.float64).sum(axis=1)
     share = float(mass.min() / max(mass.sum(), 1e-12))
-    return share if share < SLIVER / len(mass) else None
+    small = share < SLIVER / len(mass) and mass.min() < SLIVER_LEAF * leaf_mass
+    return share if small else None
 
 
 def leaf_count(record: TreeRecord) -> int:

@@ -138,16 +138,20 @@ def test_even_order_passes_over_a_split_that_cuts_off_a_sliver_while_another_is_
     assert all(record.nodes[n].status == "kept" for n in ("r2", "r00", "r01"))
 
 
-def test_a_sliver_is_judged_against_an_even_share_of_the_split():
-    def split(*shares: float) -> np.ndarray:
+def test_a_sliver_is_small_against_an_even_share_of_the_split_and_an_average_leaf():
+    def split(*shares: float) -> np.ndarray:  # 50 images: a child's mass is 50 x its share
         return np.stack([np.full(50, s, np.float32) for s in shares])
 
-    assert schedule.sliver(split(0.09, 0.91)) == pytest.approx(0.09)  # under 0.2 / 2
-    assert schedule.sliver(split(0.11, 0.89)) is None
-    assert schedule.sliver(split(0.07, 0.43, 0.5)) is None  # over 0.2 / 3
-    assert schedule.sliver(split(0.06, 0.44, 0.5)) == pytest.approx(0.06)
-    assert schedule.sliver(split(0.06, 0.1, *[0.105] * 8)) is None  # 10-way: over 0.02
-    assert schedule.sliver(split(0.01, 0.11, *[0.11] * 8)) == pytest.approx(0.01)
+    big = 1e9  # an average leaf far larger than any child: the share alone decides
+    assert schedule.sliver(split(0.09, 0.91), big) == pytest.approx(0.09)  # under 0.2 / 2
+    assert schedule.sliver(split(0.11, 0.89), big) is None
+    assert schedule.sliver(split(0.07, 0.43, 0.5), big) is None  # over 0.2 / 3
+    assert schedule.sliver(split(0.06, 0.44, 0.5), big) == pytest.approx(0.06)
+    assert schedule.sliver(split(0.06, 0.1, *[0.105] * 8), big) is None  # 10-way: over 0.02
+    assert schedule.sliver(split(0.01, 0.11, *[0.11] * 8), big) == pytest.approx(0.01)
+    # a child of 4.5 images is a sliver of its node, but not small against leaves of 8
+    assert schedule.sliver(split(0.09, 0.91), leaf_mass=8.0) is None
+    assert schedule.sliver(split(0.09, 0.91), leaf_mass=10.0) == pytest.approx(0.09)
 
 
 def test_mass_order_splits_the_heaviest_leaf_whatever_its_support():
