@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--splitter", default="hcmgan")
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--branching", type=int, default=2)
-    parser.add_argument("--leaf-order", default=None, choices=["mass", "supported", "even"])
+    parser.add_argument("--leaf-order", default=None, choices=["mass", "supported"])
     parser.add_argument("--polarity", default=None, choices=["auto", "off"])
     parser.add_argument("--levels", default=None, choices=["auto", "off"])
     parser.add_argument("--device", default="auto")

@@ -69,11 +69,10 @@ def parse_leaves(text: str) -> int | str:
 @click.option("--branching", type=int, default=None, help="Children per split [default: 2].")
 @click.option(
     "--leaf-order",
-    type=click.Choice(["mass", "supported", "even"]),
+    type=click.Choice(["mass", "supported"]),
     default=None,
-    help="Which leaf to split next: the heaviest; the heaviest whose split the data "
-    "support first; or the heaviest whose split cuts off no sliver (a child under a "
-    "tenth of a bisected leaf) first [default: mass; stored with the tree].",
+    help="Which leaf to split next: the heaviest, or the heaviest whose split the data "
+    "support first [default: mass; stored with the tree].",
 )
 @click.option(
     "--polarity",

@@ -38,9 +38,9 @@ class TreeClustering(ClusterMixin, BaseEstimator):
     ``branching`` (children per split), ``seed``, ``out`` (tree file path or None),
     ``settings`` (dict of preset overrides, as ``--set``), ``device``, ``threads``,
     ``size``/``channels`` (conversions applied to every X), ``verbose`` (print
-    progress to stderr), ``leaf_order`` (``mass``, ``supported`` or ``even``, as
-    ``--leaf-order``), ``polarity`` and ``levels`` (``auto`` or ``off``, as
-    ``--polarity`` and ``--levels``; None: auto for a new tree).
+    progress to stderr), ``leaf_order`` (``mass`` or ``supported``, as ``--leaf-order``),
+    ``polarity`` and ``levels`` (``auto`` or ``off``, as ``--polarity`` and ``--levels``;
+    None: auto for a new tree).
 
     Attributes after ``fit``: ``labels_`` int64 ``[N]`` (leaf index per image, in
     ``tree_.leaves`` order), ``tree_`` (:class:`hctree.Tree`), ``n_leaves_``,

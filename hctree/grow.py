@@ -36,9 +36,7 @@ from hctree.schedule import (
     children_wanted,
     frontier,
     leaf_count,
-    leaf_order_of,
     next_job,
-    sliver,
     supported_first,
 )
 from hctree.splitters import get_splitter, make_config
@@ -541,26 +539,10 @@ def _commit_turns(
                 f"is {support.ratio:.2f} of a like Gaussian's; a split needs < {support.threshold})."
             )
             continue
-        share = None
-        if node.status == "ready" and _sliver_judged(record, goal):
-            leaf_mass = record.nodes["r"].mass / goal.leaves
-            share = sliver(node.stages[final].memberships, leaf_mass)
-        if share is not None:
-            node.status = "kept"
-            progress.message(
-                f"{node.name} waits; other leaves first: its split cuts off a sliver, "
-                f"{share:.1%} of its images."
-            )
-            continue
         _finish_split(record, node, node.stages[final].memberships, final)
         progress.message(describe_split(record, node))
     if changed and write:
         write_tree(out, record)
-
-
-def _sliver_judged(record: TreeRecord, goal: Goal) -> bool:
-    """Whether a finished split that cuts off a sliver waits (leaf order ``even``)."""
-    return not goal.auto and leaf_order_of(record) == "even"
 
 
 def _support(node: NodeRecord) -> Support:

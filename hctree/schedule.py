@@ -31,9 +31,7 @@ from hctree.support import Support, node_support, sample_rows, view_mean_feature
 from hctree.tree import CHILD_DIGITS
 
 MASS_TOLERANCE = 1e-4
-LEAF_ORDERS = ("mass", "supported", "even")  # which leaf a fixed-count tree splits next
-SLIVER = 0.2  # leaf order "even": a child under this fraction of an even share (1/k) ...
-SLIVER_LEAF = 0.5  # ... and under this fraction of an average leaf's mass is a sliver
+LEAF_ORDERS = ("mass", "supported")  # which leaf a fixed-count tree splits next
 AUTO_MIN_FRACTION = 0.01  # --leaves auto never splits a leaf with less of the images
 WAITING = ("leaf", "splitting")  # a leaf whose split has not finished
 
@@ -86,9 +84,9 @@ def candidates(record: TreeRecord, auto: bool) -> list[NodeRecord]:
     Includes ``ready`` leaves (finished, waiting for their turn). With ``auto``,
     ``kept`` leaves (split refused) and leaves below ``AUTO_MIN_FRACTION`` of the
     images are passed over; otherwise a ``kept`` leaf is a candidate like any other,
-    except that with the ``supported`` and ``even`` leaf orders (:func:`kept_last`)
-    kept leaves come after every other: a split the data do not support, or one
-    that cuts off a sliver, is committed only when no other leaf's split is left to try.
+    except that with the ``supported`` leaf order (:func:`supported_first`) kept
+    leaves come after every other: a split the data do not support is committed
+    only when no other leaf's split is left to try.
     """
     nodes = record.nodes.values()
     if auto:
@@ -96,38 +94,13 @@ def candidates(record: TreeRecord, auto: bool) -> list[NodeRecord]:
         leaves = [n for n in nodes if n.status in (*WAITING, "ready") and n.mass >= smallest]
     else:
         leaves = [n for n in nodes if n.status in (*WAITING, "ready", "kept")]
-    last = kept_last(record) and not auto
+    last = supported_first(record) and not auto
     return sorted(leaves, key=lambda n: (last and n.status == "kept", -round(n.mass, 3), n.name))
-
-
-def leaf_order_of(record: TreeRecord) -> str:
-    """The tree's stored ``leaf_order`` (``mass`` for trees written before it existed)."""
-    return str(record.attrs.get("leaf_order", "mass"))
 
 
 def supported_first(record: TreeRecord) -> bool:
     """Whether the tree splits supported leaves first (its stored ``leaf_order``)."""
-    return leaf_order_of(record) == "supported"
-
-
-def kept_last(record: TreeRecord) -> bool:
-    """Whether a fixed-count tree passes over ``kept`` leaves while others are left."""
-    return leaf_order_of(record) in ("supported", "even")
-
-
-def sliver(memberships: np.ndarray, leaf_mass: float) -> float | None:
-    """The smallest child's share of a split's mass if it is a sliver, else None.
-
-    memberships: float ``[k, N]``, the children of one split; ``leaf_mass``: the
-    mass of an average leaf of the finished tree (images / leaves). A sliver holds
-    less than ``SLIVER`` / k of the node (a tenth for a bisection) and less than
-    ``SLIVER_LEAF`` of an average leaf, so that cutting one class off a node of
-    many is never a sliver.
-    """
-    mass = memberships.astype(np.float64).sum(axis=1)
-    share = float(mass.min() / max(mass.sum(), 1e-12))
-    small = share < SLIVER / len(mass) and mass.min() < SLIVER_LEAF * leaf_mass
-    return share if small else None
+    return str(record.attrs.get("leaf_order", "mass")) == "supported"
 
 
 def leaf_count(record: TreeRecord) -> int:

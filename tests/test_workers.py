@@ -107,53 +107,6 @@ def test_supported_order_passes_over_an_unsupported_split_while_another_is_left(
     assert record.nodes["r2"].status == "kept" and schedule.leaf_count(record) == 5
 
 
-def _cut(node: NodeRecord, share: float) -> None:
-    """A ready split whose first child holds ``share`` of the node's mass."""
-    _ready(node)
-    node.stages["raw"] = StageRecord(
-        np.stack([node.membership * share, node.membership * (1 - share)])
-    )
-
-
-def test_even_order_passes_over_a_split_that_cuts_off_a_sliver_while_another_is_left():
-    record = _record({"r0": 3.0, "r1": 5.0, "r2": 2.0})
-    record.attrs["leaf_order"] = "even"
-    goal = schedule.Goal(leaves=5)
-    _cut(record.nodes["r1"], share=0.08)  # the heaviest leaf's split: a sliver
-    _commit_turns(record, Path("unused.h5"), goal, NullProgress(), write=False)
-    assert record.nodes["r1"].status == "kept" and schedule.leaf_count(record) == 3
-    assert [n.name for n, _ in schedule.frontier(record, goal, slots=8)] == ["r0", "r2"]
-    _cut(record.nodes["r0"], share=0.12)  # just over a tenth: split in turn
-    _commit_turns(record, Path("unused.h5"), goal, NullProgress(), write=False)
-    assert record.nodes["r0"].split_order == 1
-    _cut(record.nodes["r2"], share=0.05)
-    _commit_turns(record, Path("unused.h5"), goal, NullProgress(), write=False)
-    assert [n.name for n, _ in schedule.frontier(record, goal, slots=8)] == ["r01"]
-    _cut(record.nodes["r01"], share=0.01)
-    _cut(record.nodes["r00"], share=0.02)
-    _commit_turns(record, Path("unused.h5"), goal, NullProgress(), write=False)
-    # every leaf's split tried and each cut off a sliver: the heaviest is committed
-    assert record.nodes["r1"].status == "split" and record.nodes["r1"].split_order == 2
-    assert schedule.leaf_count(record) == 5
-    assert all(record.nodes[n].status == "kept" for n in ("r2", "r00", "r01"))
-
-
-def test_a_sliver_is_small_against_an_even_share_of_the_split_and_an_average_leaf():
-    def split(*shares: float) -> np.ndarray:  # 50 images: a child's mass is 50 x its share
-        return np.stack([np.full(50, s, np.float32) for s in shares])
-
-    big = 1e9  # an average leaf far larger than any child: the share alone decides
-    assert schedule.sliver(split(0.09, 0.91), big) == pytest.approx(0.09)  # under 0.2 / 2
-    assert schedule.sliver(split(0.11, 0.89), big) is None
-    assert schedule.sliver(split(0.07, 0.43, 0.5), big) is None  # over 0.2 / 3
-    assert schedule.sliver(split(0.06, 0.44, 0.5), big) == pytest.approx(0.06)
-    assert schedule.sliver(split(0.06, 0.1, *[0.105] * 8), big) is None  # 10-way: over 0.02
-    assert schedule.sliver(split(0.01, 0.11, *[0.11] * 8), big) == pytest.approx(0.01)
-    # a child of 4.5 images is a sliver of its node, but not small against leaves of 8
-    assert schedule.sliver(split(0.09, 0.91), leaf_mass=8.0) is None
-    assert schedule.sliver(split(0.09, 0.91), leaf_mass=10.0) == pytest.approx(0.09)
-
-
 def test_mass_order_splits_the_heaviest_leaf_whatever_its_support():
     record = _record({"r0": 3.0, "r1": 5.0})
     goal = schedule.Goal(leaves=3)
@@ -172,7 +125,7 @@ def test_the_leaf_order_is_stored_and_a_resume_may_not_change_it(small, tmp_path
     with pytest.raises(HCTreeError, match="grown with --leaf-order supported, not mass"):
         grow(small, out, 4, preset="tiny", overrides=TINY, leaf_order="mass", threads=1)
     assert out.read_bytes() == before
-    with pytest.raises(HCTreeError, match="--leaf-order must be one of mass, supported, even"):
+    with pytest.raises(HCTreeError, match="--leaf-order must be one of mass, supported"):
         grow(small, tmp_path / "u.h5", 3, preset="tiny", leaf_order="support")
     assert not (tmp_path / "u.h5").exists()
 
