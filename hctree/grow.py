@@ -37,7 +37,8 @@ from hctree.schedule import (
     frontier,
     leaf_count,
     next_job,
-    supported_first,
+    support_tested,
+    support_wanted,
 )
 from hctree.splitters import get_splitter, make_config
 from hctree.splitters.base import NullProgress, Progress, config_from_json, config_to_json
@@ -453,7 +454,7 @@ def _grow_loop(
                         raise HCTreeError(
                             f"node {node.name} has no mass left to split; grow fewer leaves."
                         )
-                    executor.submit(next_job(record, node, k, stages, models_of))
+                    executor.submit(next_job(record, node, k, stages, models_of, goal))
             outcome = executor.wait()
             node = record.nodes[outcome.node]
             _store_stage(node, outcome)
@@ -529,7 +530,14 @@ def _commit_turns(
             node.split_attrs.clear()
             node.status = "leaf"
             break
-        judged = goal.auto or supported_first(record)
+        judged = support_wanted(record, goal)
+        if judged and node.status == "ready" and not support_tested(node):
+            # run without the test (a fixed count ran it ahead); now the rule reads it
+            progress.message(f"{node.name}: split again, with the support test it was run without.")
+            node.stages.clear()
+            node.split_attrs.clear()
+            node.status = "leaf"
+            break
         support = _support(node) if node.status == "ready" and judged else None
         if support is not None and not support.supported:
             node.status = "kept"

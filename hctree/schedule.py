@@ -57,6 +57,7 @@ class StageJob:
     stage_models: ModelState | None
     child_index: int
     seed: int  # the tree's seed; the stage's own is derived from it, node and stage
+    test_support: bool = True  # after the split's last stage, run the support test
 
 
 @dataclass
@@ -134,8 +135,12 @@ def frontier(record: TreeRecord, goal: Goal, slots: int) -> list[tuple[NodeRecor
 
 
 def next_job(record: TreeRecord, node: NodeRecord, k: int, stages: list[str],
-             models_of: Callable[[str], ModelState | None]) -> StageJob:  # fmt: skip
-    """The job for ``node``'s next unfinished stage."""
+             models_of: Callable[[str], ModelState | None], goal: Goal) -> StageJob:  # fmt: skip
+    """The job for ``node``'s next unfinished stage.
+
+    The split's support test (about 15 s on a CPU) runs only where the grow rule
+    reads it: ``--leaves auto`` and the ``supported`` leaf order.
+    """
     previous = None
     if node.stages:
         previous = next(reversed(node.stages.values())).memberships
@@ -149,7 +154,18 @@ def next_job(record: TreeRecord, node: NodeRecord, k: int, stages: list[str],
         stage_models=models_of(node.name) if node.stages else None,
         child_index=CHILD_DIGITS.index(node.name[-1]) if node.parent else 0,
         seed=int(record.attrs["seed"]),
+        test_support=support_wanted(record, goal),
     )
+
+
+def support_wanted(record: TreeRecord, goal: Goal) -> bool:
+    """Whether the grow rule reads a finished split's support test."""
+    return goal.auto or supported_first(record)
+
+
+def support_tested(node: NodeRecord) -> bool:
+    """Whether a finished split carries a support test (the cut test, or the older dip test)."""
+    return "support_cut" in node.split_attrs or "support_p" in node.split_attrs
 
 
 # ---------------------------------------------------------------- running a stage
@@ -209,7 +225,7 @@ def run_job(
     progress: Progress,
     should_stop: Callable[[], bool],
 ) -> StageOutcome:
-    """Train one stage; after the split's last stage also test its support."""
+    """Train one stage; after the split's last stage also test its support if wanted."""
     ctx = job_context(job, images, config, device, checkpoint, progress, should_stop)
     started = time.monotonic()
     result = splitter.run_stage(job.stage, ctx)
@@ -260,11 +276,12 @@ def job_outcome(
     device: torch.device,
     seconds: float,
 ) -> StageOutcome:
-    """A trained stage's checked memberships; after the split's last stage, its support."""
+    """A trained stage's checked memberships; after the split's last stage, its support
+    (if the job wants it)."""
     memberships = check_result(result, job.membership, job.k, f"{job.node} {job.stage}")
     final = bool(result.stop) or job.stage == splitter.stages(config)[-1]
     support = None
-    if final:
+    if final and job.test_support:
         # a stage that keeps the previous split (a collapsed refinement) returns no
         # models; the previous stage's networks then stay the split's models
         models = result.models or job.stage_models or {}

@@ -13,7 +13,7 @@ from hctree.check import check_structure
 from hctree.data import load_images
 from hctree.errors import HCTreeError
 from hctree.grow import grow
-from hctree.store import read_tree
+from hctree.store import StageRecord, read_tree
 from hctree.support import (
     MIN_ROWS,
     Support,
@@ -179,7 +179,8 @@ def test_a_fixed_leaf_count_finishes_a_kept_split_without_training(three, tmp_pa
 
 def test_the_real_test_supports_splitting_three_distinct_classes(three, tmp_path):
     seeded = {"embed_iters": 100, "raw_iters": 60}  # the default recipe, shortened
-    tree = grow(three, tmp_path / "t.h5", 2, preset="cpu", threads=1, overrides=seeded)
+    tree = grow(three, tmp_path / "t.h5", 2, preset="cpu", threads=1, overrides=seeded,
+                leaf_order="supported")  # fmt: skip
     attrs = read_tree(tree.path).nodes["r"].split_attrs
     assert attrs["support_cut"] < 0.5 * attrs["support_reference"]
 
@@ -218,3 +219,29 @@ def test_a_ready_split_from_before_the_cut_test_keeps_its_dip_decision():
     assert _support(node(support_dip=0.05, support_p=0.001)).supported
     assert not _support(node(support_dip=0.01, support_p=0.4)).supported
     assert _support(node(support_cut=0.02, support_reference=0.1)).ratio == pytest.approx(0.2)
+
+
+def test_a_fixed_count_in_mass_order_skips_the_support_test(three, tmp_path, monkeypatch):
+    monkeypatch.setattr(schedule, "node_support", lambda *a, **k: pytest.fail("tested"))
+    out = tmp_path / "t.h5"
+    grow(three, out, 3, preset="tiny", threads=1, overrides=SETTINGS)
+    record = read_tree(out)
+    assert all(not schedule.support_tested(n) for n in record.nodes.values())
+
+
+def test_a_split_run_without_the_test_is_run_again_when_auto_needs_it(three, tmp_path, monkeypatch):
+    from hctree.grow import _commit_turns
+    from hctree.splitters.base import NullProgress
+
+    out = tmp_path / "t.h5"
+    grow(three, out, 2, preset="tiny", threads=1, overrides=SETTINGS)
+    record = read_tree(out)
+    r0 = record.nodes["r0"]  # as a split run ahead by a fixed count leaves it: untested
+    r0.stages["raw"] = StageRecord(np.stack([r0.membership / 2] * 2))
+    r0.status = "ready"
+    r0.split_attrs.update(k=2, final_stage="raw")
+    r1 = record.nodes["r1"]
+    r1.status, r1.membership = "leaf", r1.membership * 0  # r0 is the leaf in turn
+    _commit_turns(record, out, schedule.Goal(3, auto=True), NullProgress(), write=False)
+    assert r0.status == "leaf" and not r0.stages and not r0.split_attrs
+    assert [n.name for n, _ in schedule.frontier(record, schedule.Goal(3, auto=True), 1)] == ["r0"]
