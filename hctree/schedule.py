@@ -138,8 +138,8 @@ def next_job(record: TreeRecord, node: NodeRecord, k: int, stages: list[str],
              models_of: Callable[[str], ModelState | None], goal: Goal) -> StageJob:  # fmt: skip
     """The job for ``node``'s next unfinished stage.
 
-    The split's support test (about 15 s on a CPU) runs only where the grow rule
-    reads it: ``--leaves auto`` and the ``supported`` leaf order.
+    The split's support test (4-15 s of a CPU per split) runs only where the grow
+    rule reads it: ``--leaves auto`` and the ``supported`` leaf order.
     """
     previous = None
     if node.stages:

@@ -229,7 +229,7 @@ def test_a_fixed_count_in_mass_order_skips_the_support_test(three, tmp_path, mon
     assert all(not schedule.support_tested(n) for n in record.nodes.values())
 
 
-def test_a_split_run_without_the_test_is_run_again_when_auto_needs_it(three, tmp_path, monkeypatch):
+def test_a_split_run_without_the_test_is_run_again_when_auto_needs_it(three, tmp_path):
     from hctree.grow import _commit_turns
     from hctree.splitters.base import NullProgress
 
