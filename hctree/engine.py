@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from hctree.errors import HCTreeError
 
@@ -32,10 +33,14 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def configure_threads(threads: int | None = None) -> int:
-    """Set PyTorch's CPU threads: ``threads``, else ``$HCTREE_THREADS``, else every core.
+    """Set the CPU threads: ``threads``, else ``$HCTREE_THREADS``, else every core.
 
-    Returns the number set. On a machine busy with other work, fewer threads than
-    cores can be much faster (threads spin while they wait for a core).
+    PyTorch gets that many, and so do the BLAS and OpenMP pools that NumPy, SciPy
+    and scikit-learn load (threadpoolctl): left at every core, their idle threads
+    spin beside a one-thread run and slowed its splits by a third on a 2-core
+    machine (docs/benchmarks.md, "Thread pools"). Returns the number set. On a
+    machine busy with other work, fewer threads than cores can be much faster
+    (threads spin while they wait for a core).
     """
     if threads is None:
         env = os.environ.get("HCTREE_THREADS", "").strip()
@@ -45,6 +50,7 @@ def configure_threads(threads: int | None = None) -> int:
     if threads < 1:
         raise HCTreeError(f"the number of threads must be at least 1, not {threads}.")
     torch.set_num_threads(threads)
+    threadpool_limits(limits=threads)
     return threads
 
 
