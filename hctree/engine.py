@@ -38,9 +38,9 @@ def configure_threads(threads: int | None = None) -> int:
     PyTorch gets that many, and so do the BLAS and OpenMP pools that NumPy, SciPy
     and scikit-learn load (threadpoolctl): left at every core, they slowed a
     one-thread run's splits by a third on a 2-core machine (docs/benchmarks.md,
-    "Thread pools"). Returns the number set. On a
-    machine busy with other work, fewer threads than cores can be much faster
-    (threads spin while they wait for a core).
+    "Thread pools"). Returns the number set. On a machine busy with other work,
+    fewer threads than cores can be much faster (threads spin while they wait for
+    a core).
     """
     if threads is None:
         env = os.environ.get("HCTREE_THREADS", "").strip()

@@ -525,18 +525,13 @@ def _commit_turns(
         final = node.split_attrs["final_stage"]
         changed = True
         if node.status == "ready" and int(node.split_attrs["k"]) != children_wanted(record, goal):
-            # run ahead of its turn with another k: split it again
-            node.stages.clear()
-            node.split_attrs.clear()
-            node.status = "leaf"
+            _split_again(node)  # run ahead of its turn with another k
             break
         judged = support_wanted(record, goal)
         if judged and node.status == "ready" and not support_tested(node):
             # run without the test (a fixed count ran it ahead); now the rule reads it
             progress.message(f"{node.name}: split again, with the support test it was run without.")
-            node.stages.clear()
-            node.split_attrs.clear()
-            node.status = "leaf"
+            _split_again(node)
             break
         support = _support(node) if node.status == "ready" and judged else None
         if support is not None and not support.supported:
@@ -551,6 +546,14 @@ def _commit_turns(
         progress.message(describe_split(record, node))
     if changed and write:
         write_tree(out, record)
+
+
+def _split_again(node: NodeRecord) -> None:
+    """Forget a finished split that cannot be committed as it is: the node is a leaf
+    to be split again."""
+    node.stages.clear()
+    node.split_attrs.clear()
+    node.status = "leaf"
 
 
 def _support(node: NodeRecord) -> Support:
