@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hctree.engine import to_unit
+from hctree.engine import predict_in_batches, to_unit
 from hctree.errors import HCTreeError, Interrupted
 from hctree.invariance import augment, imbalance, view_agreement
 from hctree.kmeans import weighted_kmeans
@@ -16,6 +16,8 @@ from hctree.splitters.base import MemoryCheckpointer
 from hctree.splitters.hcmgan import (
     HCMGANSplitter,
     _build_nets,
+    _children_from_features,
+    _ensemble,
     _inherit_trunks,
     fit_classifier,
     fit_wanted,
@@ -339,6 +341,25 @@ def test_fitting_c_on_the_whole_node_learns_the_targets_and_leaves_the_trunk():
     assert accuracy() >= 0.95 > before
     for name, value in disc.trunk.state_dict().items():
         assert torch.equal(value, trunk_before[name]), name
+
+
+def test_children_read_off_the_fitted_features_equal_a_second_pass_of_the_trunk():
+    """The fit's features give the same probabilities, bit for bit, as the ensemble."""
+    config = make_config(HCMGANSplitter, "tiny", {"fit_iters": 20, "predict_batch": 64})
+    nets = _build_nets(config, 2, False, (1, 28, 28), seed=0, device=CPU)
+    disc = nets.discriminators[0]
+    images = torch.randint(0, 256, (300, 1, 28, 28), generator=torch.Generator().manual_seed(1))
+    images = images.to(torch.uint8)
+    targets = torch.randint(0, 2, (300,), generator=torch.Generator().manual_seed(2))
+    parent = torch.rand(300, generator=torch.Generator().manual_seed(3))
+    parent[::7] = 0.0  # outside the node: zero rows in both
+    feats = fit_classifier(disc, images, parent, targets, config)
+    disc.eval()
+    again = predict_in_batches(_ensemble(nets.discriminators, CPU), images, 64, parent > 0)
+    reused = _children_from_features(disc, feats, parent > 0, 64)
+    assert torch.equal(reused, again)
+    assert float(reused[parent > 0].sum(1).sub(1).abs().max()) < 1e-6
+    assert float(reused[parent == 0].abs().max()) == 0.0
 
 
 def test_a_seeded_split_with_the_fit_follows_its_seed_and_saves_the_fitted_head(pair):  # noqa: F811

@@ -625,7 +625,7 @@ def fit_classifier(
     parent: torch.Tensor,
     targets: torch.Tensor,
     config: Config,
-) -> None:
+) -> torch.Tensor:
     """Fit C's head to ``targets`` on every image of the node, the trunk frozen.
 
     C learns the seed from the real images the GAN phase draws: 3.6 draws per image
@@ -636,13 +636,15 @@ def fit_classifier(
     full-batch L-BFGS from the head the GAN phase left, each image's cross-entropy
     weighted by its membership ``parent`` (float ``[N]``), plus ``FIT_DECAY`` times
     the squared weights.
-    Deterministic. ``targets`` int64 ``[N]``.
+    Deterministic. ``targets`` int64 ``[N]``. Returns the trunk features it fitted on,
+    float ``[N, F]`` (zero outside the node), for :func:`_children_from_features`.
     """
     inside = parent > 0
     rows = inside.nonzero().squeeze(1)
     was_training = disc.training
     disc.eval()
-    feats = engine.predict_in_batches(disc.features, images, config.predict_batch, inside)[rows]
+    every = engine.predict_in_batches(disc.features, images, config.predict_batch, inside)
+    feats = every[rows]
     wanted, weights = targets[rows], parent[rows].float()
     weights = weights / weights.sum().clamp_min(1e-12)
     head = disc.c_head
@@ -659,6 +661,26 @@ def fit_classifier(
 
     opt.step(closure)
     disc.train(was_training)
+    return every
+
+
+@torch.no_grad()
+def _children_from_features(
+    disc: Discriminator, feats: torch.Tensor, inside: torch.Tensor, batch: int
+) -> torch.Tensor:
+    """C's probabilities from trunk features already computed, float ``[N, k]``.
+
+    The same batches and operations as ``predict_in_batches`` over the ensemble of
+    this one discriminator, so the result is the same bit for bit on the CPU, without
+    a second pass of the trunk over the node.
+    """
+    rows = inside.nonzero().squeeze(1)
+    out = torch.zeros(len(inside), disc.c_head.out_features, device=feats.device)
+    for start in range(0, rows.numel(), batch):
+        idx = rows[start : start + batch]
+        probs = torch.softmax(disc.c_head(feats.index_select(0, idx)).float(), dim=1)
+        out[idx] = torch.stack([probs]).mean(0)
+    return out
 
 
 def _two_views(clean: torch.Tensor, config: Config, gen: torch.Generator) -> torch.Tensor:
@@ -870,13 +892,20 @@ class Attempt:
         nets, config, ctx, device = self.nets, self.config, self.ctx, self.ctx.device
         parent = self.parent
         mass = float(parent.sum())
+        fitted = None
         if self.seeded and self.targets is not None and fit_wanted(config, self.gan_iters, mass):
-            fit_classifier(nets.discriminators[0], ctx.images, parent, self.targets, config)
+            fitted = fit_classifier(nets.discriminators[0], ctx.images, parent, self.targets,
+                                    config)  # fmt: skip
         nets.generators.eval()
         nets.discriminators.eval()
-        probs = engine.predict_in_batches(
-            _ensemble(nets.discriminators, device), ctx.images, config.predict_batch, parent > 0
-        )
+        if fitted is not None and device.type == "cpu" and len(nets.discriminators) == 1:
+            probs = _children_from_features(
+                nets.discriminators[0], fitted, parent > 0, config.predict_batch
+            )
+        else:
+            probs = engine.predict_in_batches(
+                _ensemble(nets.discriminators, device), ctx.images, config.predict_batch, parent > 0
+            )
         children = probs.T * parent  # [k, N]
         scale = max(float(parent.abs().max()), 1.0)
         if not torch.allclose(children.sum(0), parent, rtol=1e-5, atol=1e-5 * scale):
