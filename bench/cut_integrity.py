@@ -23,8 +23,7 @@ from sklearn.metrics import normalized_mutual_info_score
 
 from hctree.render import tree_images
 from hctree.spectral import spectral_labels
-from hctree.splitters import get_splitter
-from hctree.splitters.base import config_from_json
+from hctree.splitters import stored_splitter
 from hctree.splitters.hcmgan import seed_embedding
 from hctree.tree import open_tree
 
@@ -48,13 +47,12 @@ def main() -> None:
     if tree.labels is None:
         raise SystemExit("the tree holds no labels to compare its cuts with")
     images = torch.from_numpy(tree_images(tree, args.data).images)
-    cls = get_splitter(str(tree.attrs["splitter"]))
-    config = config_from_json(cls, str(tree.attrs["config_json"]))
+    splitter, config = stored_splitter(tree.attrs)
     shape = tuple(images.shape[1:])
     for name in tree.split_sequence:
         weight = torch.from_numpy(tree.node(name).membership).float()
         rows = (weight >= 0.5 * weight.max()).nonzero().squeeze(1)
-        embed = cls().features(tree.models(name), config, shape, torch.device("cpu"))
+        embed = splitter.features(tree.models(name), config, shape, torch.device("cpu"))
         gen = torch.Generator().manual_seed(0)
         seed_features = seed_embedding(embed, config, shape[0], gen)
         with torch.no_grad():

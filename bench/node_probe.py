@@ -27,8 +27,7 @@ from sklearn.model_selection import cross_val_score
 
 from hctree import engine
 from hctree.render import tree_images
-from hctree.splitters import get_splitter
-from hctree.splitters.base import config_from_json
+from hctree.splitters import stored_splitter
 from hctree.store import read_models, read_tree
 from hctree.support import view_mean_features
 from hctree.tree import open_tree
@@ -59,8 +58,7 @@ def main() -> None:
         raise SystemExit("the tree holds no labels to probe with")
     node = record.nodes[args.node]
     trunk = args.trunk or node.parent or node.name
-    cls = get_splitter(str(record.attrs["splitter"]))
-    splitter, config = cls(), config_from_json(cls, str(record.attrs["config_json"]))
+    splitter, config = stored_splitter(record.attrs)
     labels = np.asarray(record.labels)
     rows = node.membership > 0.5
     if args.classes:

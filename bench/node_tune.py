@@ -27,8 +27,7 @@ from sklearn.metrics import normalized_mutual_info_score
 from hctree import engine
 from hctree.render import tree_images
 from hctree.spectral import spectral_labels
-from hctree.splitters import get_splitter, hcmgan
-from hctree.splitters.base import config_from_json
+from hctree.splitters import hcmgan, stored_splitter
 from hctree.store import read_models, read_tree
 from hctree.tree import open_tree
 
@@ -51,7 +50,9 @@ def main() -> None:
     node = record.nodes[args.node]
     if node.parent is None:
         raise SystemExit("the root's split has a warm-up already; name a node below it")
-    config = config_from_json(get_splitter("hcmgan"), str(record.attrs["config_json"]))
+    if record.attrs["splitter"] != "hcmgan":
+        raise SystemExit("the tree was not grown by hcmgan")
+    config = stored_splitter(record.attrs)[1]
     tuned = dataclasses.replace(
         config,
         embed_batch=args.batch or config.embed_batch,

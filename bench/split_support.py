@@ -19,8 +19,7 @@ import numpy as np
 import torch
 
 from hctree.render import tree_images
-from hctree.splitters import get_splitter
-from hctree.splitters.base import config_from_json
+from hctree.splitters import stored_splitter
 from hctree.store import read_models, read_tree
 from hctree.support import node_support, sample_rows, view_mean_features
 from hctree.tree import open_tree
@@ -36,8 +35,7 @@ def main() -> None:
     if record.labels is None:
         raise SystemExit("the tree holds no labels to compare its splits with")
     images = torch.from_numpy(tree_images(tree, args.data).images)
-    cls = get_splitter(str(record.attrs["splitter"]))
-    splitter, config = cls(), config_from_json(cls, str(record.attrs["config_json"]))
+    splitter, config = stored_splitter(record.attrs)
     n_classes = int(record.labels.max()) + 1
     tried = sorted(
         (n for n in record.nodes.values() if n.stages),

@@ -14,8 +14,7 @@ import torch
 
 from hctree import engine, prepare
 from hctree.data import load_images
-from hctree.splitters import get_splitter
-from hctree.splitters.base import config_from_json
+from hctree.splitters import stored_splitter
 from hctree.store import read_tree
 from hctree.tree import Tree
 
@@ -40,10 +39,9 @@ class Replay:
 
     def trunk_of(self, name: str) -> torch.Tensor:
         """The features of every image by node ``name``'s stored trunk."""
-        cls = get_splitter(str(self.tree.attrs["splitter"]))
-        config = config_from_json(cls, str(self.tree.attrs["config_json"]))
+        splitter, config = stored_splitter(self.tree.attrs)
         shape = tuple(int(v) for v in self.tree.attrs["image_shape"])
-        embed = cls().features(self.tree.models(name), config, shape, torch.device("cpu"))
+        embed = splitter.features(self.tree.models(name), config, shape, torch.device("cpu"))
         return engine.predict_in_batches(embed, self.images, config.predict_batch)
 
     def start_trunk(self, name: str) -> torch.Tensor:

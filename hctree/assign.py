@@ -17,8 +17,7 @@ from hctree import prepare
 from hctree.data import ImageSet, load_images
 from hctree.engine import predict_in_batches, resolve_device
 from hctree.errors import HCTreeError
-from hctree.splitters import get_splitter
-from hctree.splitters.base import config_from_json
+from hctree.splitters import stored_splitter
 from hctree.tree import Tree
 
 
@@ -37,9 +36,7 @@ def assign(tree: Tree, data: ImageSet, device: str = "auto", batch: int = 2048) 
             f"{'x'.join(map(str, data.image_shape))}; pass --size {h} and --channels {c}."
         )
     torch_device = resolve_device(device)
-    cls = get_splitter(str(tree.attrs["splitter"]))
-    config = config_from_json(cls, str(tree.attrs["config_json"]))
-    splitter = cls()
+    splitter, config = stored_splitter(tree.attrs)
     images = torch.from_numpy(prepare.apply(data.images, prepare.stored(tree.attrs)))
     images = images.to(torch_device)
     member = {"r": torch.ones(len(data), device=torch_device)}

@@ -14,8 +14,7 @@ import numpy as np
 import torch
 
 from hctree import prepare
-from hctree.splitters import get_splitter
-from hctree.splitters.base import config_from_json
+from hctree.splitters import stored_splitter
 from hctree.store import TreeRecord, read_models, read_tree
 
 TOLERANCE = 1e-3
@@ -72,12 +71,10 @@ def check_structure(record: TreeRecord) -> str | None:
 def check_models(path: Path, record: TreeRecord) -> str | None:
     """Every split's stored models build the predictor they were trained as."""
     try:
-        cls = get_splitter(str(record.attrs["splitter"]))
+        splitter, config = stored_splitter(record.attrs)
     except Exception as exc:  # noqa: BLE001 - a tree of an unknown splitter is a problem
         return str(exc)
-    config = config_from_json(cls, str(record.attrs["config_json"]))
     shape = tuple(int(v) for v in record.attrs["image_shape"])
-    splitter = cls()
     probe = torch.zeros(2, *shape)
     for name, node in sorted(record.nodes.items()):
         if node.status != "split":

@@ -16,8 +16,7 @@ import numpy as np
 import torch
 
 from hctree.errors import HCTreeError
-from hctree.splitters import get_splitter
-from hctree.splitters.base import config_from_json
+from hctree.splitters import stored_splitter
 from hctree.tree import CHILD_DIGITS, Tree
 
 
@@ -52,14 +51,13 @@ def generate_split(
             f"node {name} has no stored models to generate from; only nodes split by a "
             "generative splitter (e.g. hcmgan) in a tree file on disk can be sampled."
         )
-    cls = get_splitter(splitter_name)
-    if not hasattr(cls, "generate"):
+    splitter, config = stored_splitter(tree.attrs)
+    if not hasattr(splitter, "generate"):
         raise HCTreeError(
             f"splitter {splitter_name} cannot generate images; render real images instead."
         )
-    config = config_from_json(cls, str(tree.attrs.get("config_json", "{}")))
     shape = tuple(int(v) for v in tree.attrs["image_shape"])
-    out = cls().generate(models, config, shape, n, seed, torch.device(device))
+    out = splitter.generate(models, config, shape, n, seed, torch.device(device))
     return np.asarray(torch.as_tensor(out).cpu().numpy(), dtype=np.uint8)
 
 

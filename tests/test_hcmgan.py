@@ -10,8 +10,8 @@ import torch
 
 from hctree import engine
 from hctree.errors import HCTreeError, Interrupted
-from hctree.splitters import get_splitter, make_config
-from hctree.splitters.base import MemoryCheckpointer
+from hctree.splitters import get_splitter, make_config, stored_splitter
+from hctree.splitters.base import MemoryCheckpointer, config_to_json
 from hctree.splitters.hcmgan import HCMGANSplitter
 from tests.conftest import CPU, split_context
 
@@ -123,6 +123,16 @@ def test_trousers_and_bags_split_apart(pair) -> None:
 
 
 # ---------------------------------------------------------------- mechanics
+
+
+def test_a_stored_splitter_and_its_settings_come_back_from_the_file_attributes() -> None:
+    config = make_config(HCMGANSplitter, "cpu", {"raw_iters": 123, "seed_views": 4})
+    attrs = {"splitter": "hcmgan", "config_json": config_to_json(config)}
+    splitter, stored = stored_splitter(attrs)
+    assert isinstance(splitter, HCMGANSplitter)
+    assert stored == config and stored.raw_iters == 123 and stored.seed_views == 4
+    with pytest.raises(HCTreeError, match="unknown splitter 'nope'"):
+        stored_splitter({"splitter": "nope", "config_json": "{}"})
 
 
 def test_registered_and_stage_names() -> None:

@@ -8,6 +8,7 @@ from hctree.splitters.base import (
     make_config,
     register,
     splitter_names,
+    stored_splitter,
 )
 
 
@@ -41,4 +42,5 @@ __all__ = [
     "make_config",
     "register",
     "splitter_names",
+    "stored_splitter",
 ]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -261,3 +261,13 @@ def get_splitter(name: str) -> type:
     if name not in _REGISTRY:
         raise HCTreeError(f"unknown splitter {name!r}; use one of: {', '.join(splitter_names())}.")
     return _REGISTRY[name]()
+
+
+def stored_splitter(attrs: Mapping[str, Any]) -> tuple[Any, Any]:
+    """``(splitter, config)``: the splitter a tree was grown with and its stored settings.
+
+    ``attrs`` are the tree file's attributes (``splitter``, ``config_json``);
+    HCTreeError when the splitter is unknown.
+    """
+    cls = get_splitter(str(attrs["splitter"]))
+    return cls(), config_from_json(cls, str(attrs.get("config_json", "{}")))
