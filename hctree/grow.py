@@ -200,6 +200,13 @@ def _check_same(
         raise HCTreeError(f"{path} was grown with --leaf-order {stored_order}, not {leaf_order}.")
     if seed is not None and int(attrs["seed"]) != seed:
         raise HCTreeError(f"{path} was grown with --seed {attrs['seed']}, not {seed}.")
+    stored_shape = "x".join(str(int(v)) for v in attrs["image_shape"])
+    shape = "x".join(str(int(v)) for v in data.image_shape)
+    if attrs["dataset_fingerprint"] != data.fingerprint and stored_shape != shape:
+        raise HCTreeError(
+            f"{path} was grown on {stored_shape} images ({attrs['dataset_source']}), not "
+            f"{shape}; pass the same --size and --channels, or choose another output file with -o."
+        )
     if attrs["dataset_fingerprint"] != data.fingerprint:
         raise HCTreeError(
             f"{path} was grown on different data ({attrs['dataset_source']}); "
@@ -351,6 +358,8 @@ def grow(
         )
     if checkpoint_every < 0:
         raise HCTreeError("--checkpoint-every must be zero or more seconds.")
+    if hasattr(cls, "check_images"):  # before a new file is written
+        cls.check_images(tuple(data.image_shape))
     if not isinstance(workers, int) or workers < 1:
         raise HCTreeError(f"--workers must be at least 1, not {workers}.")
     if not isinstance(batch_splits, int) or batch_splits < 1:

@@ -88,6 +88,25 @@ def test_options_out_of_range(tmp_path, args, words):
     assert not (tmp_path / "t.h5").exists()
 
 
+@pytest.mark.parametrize("splitter", ["hcmgan", "c3gan", "slcgan"])
+def test_images_no_network_takes_leave_no_tree_file_behind(tmp_path, splitter):
+    data = tmp_path / "small.npz"
+    np.savez(data, images=np.zeros((12, 8, 8), np.uint8))
+    out = tmp_path / "t.h5"
+    args = ("grow", str(data), "-o", str(out), "--preset", "tiny", "--splitter", splitter)
+    assert_user_error(run(*args, "--leaves", "2"), "8x8", "--size 28")
+    assert not out.exists()
+
+
+def test_a_tree_grown_at_another_size_names_the_sizes(tmp_path):
+    path = make_tree(tmp_path, {"r": [[0, 1], [2, 3]]})
+    before = path.read_bytes()
+    data = tmp_path / "data.npz"
+    result = run("grow", str(data), "-o", str(path), "--leaves", "3", "--size", "32")
+    assert_user_error(result, "1x28x28 images", "not 1x32x32", "--size")
+    assert path.read_bytes() == before
+
+
 def test_tree_files_that_cannot_be_continued(tmp_path, tree):
     path, _ = tree
     data = tmp_path / "data.npz"

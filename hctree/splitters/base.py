@@ -154,7 +154,12 @@ class StageResult:
 
 
 class Splitter(Protocol):
-    """A way to split a node into ``k`` children."""
+    """A way to split a node into ``k`` children.
+
+    Optional: a static ``check_images(image_shape)`` that raises HCTreeError when the
+    splitter's networks cannot take ``(C, H, W)`` images (``grow`` calls it before it
+    writes a new tree file), and ``run_stages_together`` (hctree.splitters.hcmgan).
+    """
 
     name: ClassVar[str]
     Config: ClassVar[type]

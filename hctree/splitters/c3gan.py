@@ -479,6 +479,11 @@ class C3GANSplitter:
     }  # fmt: skip
     max_branching: ClassVar[int | None] = None
 
+    @staticmethod
+    def check_images(image_shape: tuple[int, ...]) -> None:
+        """HCTreeError, in one sentence, when the networks cannot take ``(C, H, W)`` images."""
+        _check_shape(image_shape)
+
     def stages(self, config: Config) -> list[str]:
         return ["train"]
 

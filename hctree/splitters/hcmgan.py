@@ -980,6 +980,11 @@ class HCMGANSplitter:
     presets: ClassVar[dict[str, dict[str, Any]]] = PRESETS
     max_branching: ClassVar[int | None] = None
 
+    @staticmethod
+    def check_images(image_shape: tuple[int, ...]) -> None:
+        """HCTreeError, in one sentence, when the networks cannot take ``(C, H, W)`` images."""
+        check_image_shape(image_shape)
+
     def stages(self, config: Config) -> list[str]:
         return ["raw"] + [f"refine{t}" for t in range(1, config.refinements + 1)]
 

@@ -163,6 +163,11 @@ class SLCGANSplitter:
         },
     }
 
+    @staticmethod
+    def check_images(image_shape: tuple[int, ...]) -> None:
+        """HCTreeError, in one sentence, when the networks cannot take ``(C, H, W)`` images."""
+        check_image_shape(image_shape)
+
     def stages(self, config: SLCGANConfig) -> list[str]:
         return ["train"]
 
