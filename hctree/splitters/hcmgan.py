@@ -903,6 +903,7 @@ class Attempt:
                 nets.discriminators[0], fitted, parent > 0, config.predict_batch
             )
         else:
+            del fitted  # not reusable (another device's kernels, or several discriminators)
             probs = engine.predict_in_batches(
                 _ensemble(nets.discriminators, device), ctx.images, config.predict_batch, parent > 0
             )
