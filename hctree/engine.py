@@ -134,14 +134,34 @@ def predict_in_batches(
     With ``mask`` (bool ``[N]``) only those rows are computed; the rest are zero.
     Returns float32 ``[N, k]`` on the images' device.
     """
-    n = images.shape[0]
-    rows = torch.arange(n, device=images.device) if mask is None else mask.nonzero().squeeze(1)
+
+    def on_rows(idx: torch.Tensor) -> torch.Tensor:
+        return fn(to_unit(images.index_select(0, idx)))
+
+    return map_in_batches(on_rows, images.shape[0], batch, mask, images.device)
+
+
+@torch.no_grad()
+def map_in_batches(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    n: int,
+    batch: int = 2048,
+    mask: torch.Tensor | None = None,
+    device: torch.device | None = None,
+) -> torch.Tensor:
+    """Apply ``fn`` (int64 row indices ``[B]`` -> ``[B, k]``) to rows ``0..n-1``, ``batch``
+    at a time, no grad: the loop of :func:`predict_in_batches`, for inputs other than images.
+
+    With ``mask`` (bool ``[n]``) only those rows are computed; the rest are zero.
+    Returns float32 ``[n, k]`` on ``device``.
+    """
+    rows = torch.arange(n, device=device) if mask is None else mask.nonzero().squeeze(1)
     out: torch.Tensor | None = None
     for start in range(0, rows.numel(), batch):
         idx = rows[start : start + batch]
-        pred = fn(to_unit(images.index_select(0, idx))).float()
+        pred = fn(idx).float()
         if out is None:
-            out = torch.zeros(n, pred.shape[1], device=images.device)
+            out = torch.zeros(n, pred.shape[1], device=device)
         out[idx] = pred
     if out is None:
         raise HCTreeError("a node has no images with positive membership to split.")

@@ -200,14 +200,15 @@ def _check_same(
         raise HCTreeError(f"{path} was grown with --leaf-order {stored_order}, not {leaf_order}.")
     if seed is not None and int(attrs["seed"]) != seed:
         raise HCTreeError(f"{path} was grown with --seed {attrs['seed']}, not {seed}.")
-    stored_shape = "x".join(str(int(v)) for v in attrs["image_shape"])
-    shape = "x".join(str(int(v)) for v in data.image_shape)
-    if attrs["dataset_fingerprint"] != data.fingerprint and stored_shape != shape:
-        raise HCTreeError(
-            f"{path} was grown on {stored_shape} images ({attrs['dataset_source']}), not "
-            f"{shape}; pass the same --size and --channels, or choose another output file with -o."
-        )
     if attrs["dataset_fingerprint"] != data.fingerprint:
+        stored_shape = "x".join(str(int(v)) for v in attrs["image_shape"])
+        shape = "x".join(str(int(v)) for v in data.image_shape)
+        if stored_shape != shape:
+            raise HCTreeError(
+                f"{path} was grown on {stored_shape} images ({attrs['dataset_source']}), not "
+                f"{shape}; pass the same --size and --channels, or choose another output file "
+                "with -o."
+            )
         raise HCTreeError(
             f"{path} was grown on different data ({attrs['dataset_source']}); "
             "pass the same data, or choose another output file with -o."

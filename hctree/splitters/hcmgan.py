@@ -674,13 +674,11 @@ def _children_from_features(
     this one discriminator, so the result is the same bit for bit on the CPU, without
     a second pass of the trunk over the node.
     """
-    rows = inside.nonzero().squeeze(1)
-    out = torch.zeros(len(inside), disc.c_head.out_features, device=feats.device)
-    for start in range(0, rows.numel(), batch):
-        idx = rows[start : start + batch]
-        probs = torch.softmax(disc.c_head(feats.index_select(0, idx)).float(), dim=1)
-        out[idx] = torch.stack([probs]).mean(0)
-    return out
+
+    def probabilities(idx: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(disc.c_head(feats.index_select(0, idx)).float(), dim=1)
+
+    return engine.map_in_batches(probabilities, len(inside), batch, inside, feats.device)
 
 
 def _two_views(clean: torch.Tensor, config: Config, gen: torch.Generator) -> torch.Tensor:
