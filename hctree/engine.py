@@ -134,34 +134,30 @@ def predict_in_batches(
     With ``mask`` (bool ``[N]``) only those rows are computed; the rest are zero.
     Returns float32 ``[N, k]`` on the images' device.
     """
+    n, device = images.shape[0], images.device
+    rows = torch.arange(n, device=device) if mask is None else mask.nonzero().squeeze(1)
 
     def on_rows(idx: torch.Tensor) -> torch.Tensor:
         return fn(to_unit(images.index_select(0, idx)))
 
-    return map_in_batches(on_rows, images.shape[0], batch, mask, images.device)
+    return map_in_batches(on_rows, n, rows, batch)
 
 
 @torch.no_grad()
 def map_in_batches(
-    fn: Callable[[torch.Tensor], torch.Tensor],
-    n: int,
-    batch: int = 2048,
-    mask: torch.Tensor | None = None,
-    device: torch.device | None = None,
+    fn: Callable[[torch.Tensor], torch.Tensor], n: int, rows: torch.Tensor, batch: int = 2048
 ) -> torch.Tensor:
-    """Apply ``fn`` (int64 row indices ``[B]`` -> ``[B, k]``) to rows ``0..n-1``, ``batch``
-    at a time, no grad: the loop of :func:`predict_in_batches`, for inputs other than images.
-
-    With ``mask`` (bool ``[n]``) only those rows are computed; the rest are zero.
-    Returns float32 ``[n, k]`` on ``device``.
+    """Apply ``fn`` (int64 row indices ``[B]`` -> ``[B, k]``) to ``rows`` (int64, of
+    ``0..n-1``), ``batch`` at a time, no grad: the loop of :func:`predict_in_batches`,
+    for inputs other than images. Returns float32 ``[n, k]`` on the rows' device, zero
+    in the rows not given.
     """
-    rows = torch.arange(n, device=device) if mask is None else mask.nonzero().squeeze(1)
     out: torch.Tensor | None = None
     for start in range(0, rows.numel(), batch):
         idx = rows[start : start + batch]
         pred = fn(idx).float()
         if out is None:
-            out = torch.zeros(n, pred.shape[1], device=device)
+            out = torch.zeros(n, pred.shape[1], device=rows.device)
         out[idx] = pred
     if out is None:
         raise HCTreeError("a node has no images with positive membership to split.")

@@ -678,7 +678,8 @@ def _children_from_features(
     def probabilities(idx: torch.Tensor) -> torch.Tensor:
         return torch.softmax(disc.c_head(feats.index_select(0, idx)).float(), dim=1)
 
-    return engine.map_in_batches(probabilities, len(inside), batch, inside, feats.device)
+    rows = inside.nonzero().squeeze(1)
+    return engine.map_in_batches(probabilities, len(inside), rows, batch)
 
 
 def _two_views(clean: torch.Tensor, config: Config, gen: torch.Generator) -> torch.Tensor:
