@@ -18,6 +18,14 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 if ! .venv/bin/python -c "import hctree, torch, torchvision, sklearn, tqdm, pytest, nbclient, ray" 2>/dev/null; then
+  # PyTorch's Linux wheels carry CUDA: the environment takes about 6.2 GB, and an
+  # install that runs out of disk half-way leaves only a confusing import error
+  need_kb=$((6500 * 1024 - $(du -sk .venv | cut -f1)))
+  free_kb=$(df -Pk .venv | awk 'NR == 2 {print $4}')
+  if [ "$free_kb" -lt "$need_kb" ]; then
+    echo "setup: .venv needs $((need_kb / 1024)) MB more disk and only $((free_kb / 1024)) MB is free here" >&2
+    exit 1
+  fi
   echo "setup: installing hctree and its dependencies into .venv (about a minute)" >&2
   .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
   # pip's notes about this machine's extra package folders and setuptools' general
