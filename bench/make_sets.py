@@ -15,6 +15,10 @@ Each set is an ``.npz`` with ``images`` (uint8, N x H x W or N x H x W x 3),
   settings are chosen, so that ``tinted4`` stays held out.
 - ``shifted``: 5,000 Fashion-MNIST images on a 36x36 canvas at a random offset,
   cropped back to 28x28 around a random point (objects move by up to 4 px).
+- ``shifted-dev``: 4,000 images of the four ``tinted-dev`` classes, shifted the same
+  way, with each image's offset (``nuisance``: which third of the range its row and
+  column offsets fall in): the set on which position settings are chosen, so that
+  ``shifted`` stays held out.
 - ``inverted``: 5,000 Fashion-MNIST images, half of them (chosen independently of
   the class) with inverted grey levels.
 - ``inverted-dev``: 4,000 images of the four ``tinted-dev`` classes, half inverted:
@@ -91,15 +95,19 @@ def tinted4(rng: np.random.Generator, classes=(1, 2, 7, 8), palette=TINTS):
     return np.clip(rgb, 0, 255).round().astype(np.uint8), labels, names
 
 
-def shifted(rng: np.random.Generator):
-    images, labels, names = _fashion(5000, rng)
+def shifted(rng: np.random.Generator, classes=None, n=5000, offsets=False):
+    images, labels, names = _fashion(n, rng, classes=None if classes is None else list(classes))
     canvas = np.zeros((len(images), 36, 36), np.uint8)
     out = np.empty_like(images)
+    moves = np.empty((len(images), 2), np.int64)
     for i, img in enumerate(images):
         canvas[i] = 0
         canvas[i, 4:32, 4:32] = img
         dy, dx = rng.integers(0, 9, size=2)
         out[i] = canvas[i, dy : dy + 28, dx : dx + 28]
+        moves[i] = dy, dx
+    if offsets:  # the nuisance itself: the offset's row and column, each cut into thirds
+        return out, labels, names, {"nuisance": (moves[:, 0] // 3) * 3 + moves[:, 1] // 3}
     return out, labels, names
 
 
@@ -237,11 +245,14 @@ def main() -> None:
               "inverted-dev": lambda rng: inverted(rng, (0, 3, 5, 9), 4000),
               "dimmed": dimmed, "washed": washed, "noisy": noisy, "zoomed": zoomed,
               "backdrop": backdrop, "printed-dev": printed,
-              "dimmed-dev": lambda rng: dimmed(rng, (0, 3, 5, 9), 4000)}  # fmt: skip
+              "dimmed-dev": lambda rng: dimmed(rng, (0, 3, 5, 9), 4000),
+              "shifted-dev": lambda rng: shifted(rng, (0, 3, 5, 9), 4000, offsets=True)}  # fmt: skip
     for name in args.sets.split(","):
-        images, labels, names = makers[name](np.random.default_rng(2026))
+        images, labels, names, *extra = makers[name](np.random.default_rng(2026))
         path = out / f"{name}.npz"
-        np.savez_compressed(path, images=images, labels=labels, class_names=np.array(names))
+        np.savez_compressed(
+            path, images=images, labels=labels, class_names=np.array(names), **(extra or [{}])[0]
+        )
         print(f"{path}: {images.shape} {images.dtype}, {len(names)} classes")
 
 

@@ -236,11 +236,30 @@ def main() -> None:
     start = time.perf_counter()
     feats = cached_trunk(data, args.seed, overrides)
     shown = {**overrides, "aspect": args.aspect} if args.aspect else overrides
-    score(feats, data.labels, args, shown, start)
+    score(feats, data.labels, args, shown, start, nuisance_of(args.data, len(data)))
 
 
-def score(feats: np.ndarray, labels: np.ndarray, args, settings: dict, start: float) -> None:
-    """Grow a tree by every rule on ``feats`` and print one JSON line per rule."""
+def nuisance_of(source: str, n: int) -> np.ndarray | None:
+    """The set's ``nuisance`` array (bench/make_sets.py), when it has one and every
+    image is used (a subset of all of them keeps their order)."""
+    if not source.endswith(".npz"):
+        return None
+    with np.load(source) as arrays:
+        if "nuisance" not in arrays or len(arrays["nuisance"]) != n:
+            return None
+        return arrays["nuisance"]
+
+
+def score(
+    feats: np.ndarray,
+    labels: np.ndarray,
+    args,
+    settings: dict,
+    start: float,
+    nuisance: np.ndarray | None = None,
+) -> None:
+    """Grow a tree by every rule on ``feats`` and print one JSON line per rule (with
+    ``nuisance_nmi``, how much the leaves tell of the nuisance, where it is known)."""
     trained = time.perf_counter() - start
     for name in args.rules.split(","):
         rule = RULES[name]
@@ -248,6 +267,8 @@ def score(feats: np.ndarray, labels: np.ndarray, args, settings: dict, start: fl
         assign, children, leaf_names = top_down(feats, args.leaves, rule, args.seed)
         row = {"rule": name, "seed": args.seed, "settings": settings}
         row.update(tree_scores(labels, assign, children, leaf_names))
+        if nuisance is not None:
+            row["nuisance_nmi"] = round(nmi(nuisance, assign), 3)
         row.update(trunk_s=round(trained, 1), rule_s=round(time.perf_counter() - t0, 1))
         print(json.dumps(row), flush=True)
 

@@ -25,6 +25,7 @@ def augment(
     tint: float = 0.0,
     invert: float = 0.0,
     flip: float = 0.5,
+    shift: float = 0.0,
 ) -> torch.Tensor:
     """A random view of real images float ``[B,C,H,W]`` in [-1, 1] (same shape).
 
@@ -37,6 +38,9 @@ def augment(
     random order, so a colour cast is something a view may change. With ``invert``
     > 0, a view's grey levels are inverted with that probability (drawn after
     everything else, so ``invert=0`` leaves the views of earlier versions as they were).
+    With ``shift`` > 0, the crop also moves by up to that fraction of the image's
+    side each way, past the edge (whose pixels extend the image), so an object's
+    position is something a view may change.
     """
     b, c = x.shape[:2]
     u = torch.rand(b, 10, generator=gen, device=x.device)
@@ -47,6 +51,9 @@ def augment(
     sy = (area / log_ratio.exp()).sqrt().clamp(max=1)
     cx = (1 - sx) * (2 * u[:, 2] - 1)
     cy = (1 - sy) * (2 * u[:, 3] - 1)
+    if shift > 0:  # drawn only then, so shift=0 keeps earlier versions' views
+        move = 2 * shift * (2 * torch.rand(b, 2, generator=gen, device=x.device) - 1)
+        cx, cy = cx + move[:, 0], cy + move[:, 1]
     mirror = torch.where(u[:, 4] < flip, -1.0, 1.0)
     zero = torch.zeros_like(sx)
     theta = torch.stack(

@@ -132,15 +132,17 @@ def view_mean_features(
     """Each image's features averaged over random views: float32 ``[M, F]``.
 
     embed: float images in [-1, 1] -> features; images: uint8 ``[M, C, H, W]``. The
-    views are the splitter's own (``config.crop_scale_min``, ``tint``, ``invert``, ``flip``).
+    views are the splitter's own (``config.crop_scale_min``, ``tint``, ``invert``, ``flip``,
+    ``view_shift``).
     """
     gen = make_generator(seed, images.device)
     crop = float(getattr(config, "crop_scale_min", 0.4))
     tint, invert = float(getattr(config, "tint", 0.0)), float(getattr(config, "invert", 0.0))
     flip = float(getattr(config, "flip", 0.5))
+    shift = float(getattr(config, "view_shift", 0.0))
 
     def view(x: torch.Tensor) -> torch.Tensor:
-        return augment(x, crop, gen, tint, invert, flip)
+        return augment(x, crop, gen, tint, invert, flip, shift)
 
     out = [
         view_mean(embed, view, to_unit(images[start : start + batch]), views)

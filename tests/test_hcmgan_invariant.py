@@ -144,6 +144,28 @@ def test_flip_sets_how_often_a_view_is_mirrored():
     assert any(mirrored) and any(kept) and all(m != k for m, k in zip(mirrored, kept, strict=True))
 
 
+def test_shift_moves_a_view_by_at_most_its_fraction_of_the_side():
+    """A bright dot in the middle stays within 2 px (the crop's aspect ratio) in
+    whole-image views without a shift; with shift=0.15 it moves, by up to 0.15 of the
+    28-pixel side each way (times the crop's stretch, at most 1/sqrt(3/4)), no further."""
+    x = -torch.ones(64, 1, 28, 28)
+    x[:, :, 13:15, 13:15] = 1.0
+
+    def dot(views: torch.Tensor) -> torch.Tensor:  # the dot's centre, row and column
+        w = views[:, 0] - views.amin(dim=(1, 2, 3))[:, None, None]
+        rows = torch.arange(28.0)
+        mass = w.sum(dim=(1, 2))
+        return torch.stack([(w.sum(2) * rows).sum(1), (w.sum(1) * rows).sum(1)], 1) / mass[:, None]
+
+    still = augment(x, 1.0, torch.Generator().manual_seed(2), flip=0.0)
+    moved = augment(x, 1.0, torch.Generator().manual_seed(2), flip=0.0, shift=0.15)
+    assert torch.equal(still, augment(x, 1.0, torch.Generator().manual_seed(2), flip=0.0, shift=0))
+    assert (dot(still) - 13.5).abs().max() <= 2
+    offset = (dot(moved) - dot(still)).abs()
+    assert offset.max() <= 0.15 * 28 / 0.75**0.5 + 0.1
+    assert (offset.amax(dim=1) >= 1).float().mean() > 0.5
+
+
 def test_views_change_colour_casts_and_the_losses_measure_agreement():
     x = torch.rand(8, 3, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
     plain = augment(x, 1.0, torch.Generator().manual_seed(5))

@@ -94,6 +94,7 @@ class Config:
     tint: float = 0.0  # colour-cast strength of a view (colour images)
     invert: float = 0.0  # probability that a view's grey levels are inverted
     flip: float = 0.5  # probability that a view is mirrored left to right
+    view_shift: float = 0.0  # a view's crop moves by up to this fraction of the side
     compile: str = "off"  # off | inductor | cudagraphs | trace: torch.compile the networks
     batch_groups: bool = False  # a refinement's k groups trained as one batched model (GPU)
     inherit: bool = False  # start discriminators from the parent split's trunk
@@ -191,6 +192,8 @@ class Config:
             raise HCTreeError(f"setting proj_dim must be at least 1, not {self.proj_dim}.")
         if not 0 < self.crop_scale_min <= 1:
             raise HCTreeError("setting crop_scale_min must lie in (0, 1].")
+        if not 0 <= self.view_shift <= 0.5:
+            raise HCTreeError("setting view_shift must lie in [0, 0.5].")
 
 
 # Short budgets (cpu, tiny) learn much faster with BatchNorm in the generators, 3x3
@@ -560,7 +563,7 @@ def seed_embedding(
         views = config.seed_views
 
         def view(x: torch.Tensor) -> torch.Tensor:
-            return augment(x, config.crop_scale_min, gen, config.tint, config.invert, config.flip)
+            return _view(x, config, gen)
 
     elif config.seed_recolours > 0 and channels == 3:
         views = config.seed_recolours
@@ -684,11 +687,14 @@ def _children_from_features(
 
 def _two_views(clean: torch.Tensor, config: Config, gen: torch.Generator) -> torch.Tensor:
     """Two random views of each real image, stacked: float ``[2B, C, H, W]``."""
-    views = [
-        augment(clean, config.crop_scale_min, gen, config.tint, config.invert, config.flip)
-        for _ in "ab"
-    ]
-    return torch.cat(views)
+    return torch.cat([_view(clean, config, gen) for _ in "ab"])
+
+
+def _view(x: torch.Tensor, config: Config, gen: torch.Generator) -> torch.Tensor:
+    """One random view of real images float ``[B, C, H, W]``, with the config's view settings."""
+    return augment(
+        x, config.crop_scale_min, gen, config.tint, config.invert, config.flip, config.view_shift
+    )
 
 
 def _embed_step(
