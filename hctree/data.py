@@ -195,6 +195,21 @@ def load_images(
     )
 
 
+def resized(data: ImageSet, size: int) -> ImageSet:
+    """``data`` with every image resized to ``size x size``: the set that
+    :func:`load_images` gives with ``size`` (its spec says so, for reloading)."""
+    images = np.ascontiguousarray(_resize(data.images, size))
+    return ImageSet(
+        images=images,
+        labels=data.labels,
+        class_names=data.class_names,
+        source=data.source,
+        names=data.names,
+        spec={**data.spec, "size": size},
+        fingerprint=fingerprint(images),
+    )
+
+
 def _load_memory(
     obj: Any,
     labels: Any,

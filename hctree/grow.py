@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from hctree import prepare
-from hctree.data import ImageSet
+from hctree.data import ImageSet, resized
 from hctree.engine import configure_threads, deterministic_kernels, resolve_device
 from hctree.errors import HCTreeError, Interrupted
 from hctree.report import mix_text
@@ -180,6 +180,23 @@ def _absolute_spec(spec: dict[str, Any]) -> dict[str, Any]:
     if path.exists():
         return {**spec, "path": str(path.resolve())}
     return dict(spec)
+
+
+def _a_size_the_networks_take(data: ImageSet, cls: Any, progress: Progress) -> ImageSet:
+    """``data`` resized to a size the splitter's networks take (``cls.image_sizes``,
+    square) when they cannot take it as it is and no size was asked for: the smallest
+    that is not smaller, else the largest. A note says so; the spec records the size,
+    so the same command resumes and other commands reload the same images."""
+    sizes = getattr(cls, "image_sizes", ())
+    _, height, width = data.image_shape
+    if not sizes or data.spec.get("size") is not None or (height == width and height in sizes):
+        return data
+    size = min((s for s in sizes if s >= max(height, width)), default=max(sizes))
+    progress.message(
+        f"{cls.name} networks take {', '.join(map(str, sizes))} px square images: "
+        f"resizing the {height}x{width} images to {size}x{size} (--size chooses another)."
+    )
+    return resized(data, size)
 
 
 def _check_same(
@@ -359,6 +376,7 @@ def grow(
         )
     if checkpoint_every < 0:
         raise HCTreeError("--checkpoint-every must be zero or more seconds.")
+    data = _a_size_the_networks_take(data, cls, progress)
     if hasattr(cls, "check_images"):  # before a new file is written
         cls.check_images(tuple(data.image_shape))
     if not isinstance(workers, int) or workers < 1:

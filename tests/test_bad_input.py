@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import shutil
@@ -89,13 +90,35 @@ def test_options_out_of_range(tmp_path, args, words):
 
 
 @pytest.mark.parametrize("splitter", ["hcmgan", "c3gan", "slcgan"])
-def test_images_no_network_takes_leave_no_tree_file_behind(tmp_path, splitter):
+def test_a_size_no_network_takes_leaves_no_tree_file_behind(tmp_path, splitter):
     data = tmp_path / "small.npz"
     np.savez(data, images=np.zeros((12, 8, 8), np.uint8))
     out = tmp_path / "t.h5"
     args = ("grow", str(data), "-o", str(out), "--preset", "tiny", "--splitter", splitter)
-    assert_user_error(run(*args, "--leaves", "2"), "8x8", "--size 28")
+    assert_user_error(run(*args, "--leaves", "2", "--size", "30"), "30x30", "--size")
     assert not out.exists()
+
+
+def test_images_of_another_size_are_resized_to_one_the_networks_take(tmp_path):
+    """8x8 images grow at 28x28 with a note; the same command then resumes (it finds
+    the same images), and assign and render reload them from the stored size."""
+    data = tmp_path / "small.npz"
+    images = np.random.default_rng(0).integers(0, 256, (24, 8, 8), dtype=np.uint8)
+    np.savez(data, images=images, labels=np.arange(24) % 2)
+    out = tmp_path / "t.h5"
+    args = ("grow", str(data), "-o", str(out), "--preset", "tiny", "--seed", "0")
+    first = run(*args, "--leaves", "2")
+    assert first.exit_code == 0, first.output
+    assert "resizing the 8x8 images to 28x28" in first.output
+    with h5py.File(out, "r") as f:
+        assert list(f.attrs["image_shape"]) == [1, 28, 28]
+        assert json.loads(f.attrs["data_spec"])["size"] == 28
+    again = run(*args, "--leaves", "3")
+    assert again.exit_code == 0, again.output
+    assert "3 leaves" in again.output
+    routed = run("assign", str(out), str(data), "-o", str(tmp_path / "a.csv"))
+    assert routed.exit_code == 0, routed.output
+    assert len((tmp_path / "a.csv").read_text().splitlines()) == 25
 
 
 def test_a_tree_grown_at_another_size_names_the_sizes(tmp_path):

@@ -156,9 +156,11 @@ class StageResult:
 class Splitter(Protocol):
     """A way to split a node into ``k`` children.
 
-    Optional: a static ``check_images(image_shape)`` that raises HCTreeError when the
-    splitter's networks cannot take ``(C, H, W)`` images (``grow`` calls it before it
-    writes a new tree file), and ``run_stages_together`` (hctree.splitters.hcmgan).
+    Optional: ``image_sizes``, the square image sizes the networks take (``grow``
+    resizes other images to one of them unless a size was asked for); a static
+    ``check_images(image_shape)`` that raises HCTreeError when the splitter's networks
+    cannot take ``(C, H, W)`` images (``grow`` calls it before it writes a new tree
+    file); and ``run_stages_together`` (hctree.splitters.hcmgan).
     """
 
     name: ClassVar[str]

@@ -478,6 +478,7 @@ class C3GANSplitter:
         },
     }  # fmt: skip
     max_branching: ClassVar[int | None] = None
+    image_sizes: ClassVar[tuple[int, ...]] = SIZES  # square sizes the networks take
 
     @staticmethod
     def check_images(image_shape: tuple[int, ...]) -> None:

@@ -46,7 +46,14 @@ from hctree.invariance import (
     view_mean,
 )
 from hctree.kmeans import weighted_kmeans
-from hctree.nets.dcgan import G_NORMS, NORMS, Discriminator, Generator, check_image_shape
+from hctree.nets.dcgan import (
+    G_NORMS,
+    NORMS,
+    SIZES,
+    Discriminator,
+    Generator,
+    check_image_shape,
+)
 from hctree.spectral import spectral_labels
 from hctree.splitters.base import ModelState, SplitContext, StageResult
 
@@ -985,6 +992,7 @@ class HCMGANSplitter:
     Config: ClassVar[type] = Config
     presets: ClassVar[dict[str, dict[str, Any]]] = PRESETS
     max_branching: ClassVar[int | None] = None
+    image_sizes: ClassVar[tuple[int, ...]] = SIZES  # square sizes the networks take
 
     @staticmethod
     def check_images(image_shape: tuple[int, ...]) -> None:

@@ -57,7 +57,13 @@ from torch import nn
 from hctree import engine
 from hctree.curves import LossCurve
 from hctree.errors import HCTreeError, Interrupted
-from hctree.nets.slcgan_nets import Clusterer, Discriminator, Generator, check_image_shape
+from hctree.nets.slcgan_nets import (
+    SIZES,
+    Clusterer,
+    Discriminator,
+    Generator,
+    check_image_shape,
+)
 from hctree.splitters.base import ModelState, SplitContext, StageResult
 from hctree.splitters.grouping import split_by_clusters
 
@@ -123,6 +129,7 @@ class SLCGANSplitter:
     name: ClassVar[str] = "slcgan"
     Config: ClassVar[type] = SLCGANConfig
     max_branching: ClassVar[int | None] = None
+    image_sizes: ClassVar[tuple[int, ...]] = SIZES  # square sizes the networks take
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "paper": {
             "iters": 50000,
