@@ -280,9 +280,10 @@ _RULE_MESSAGES = {
 }
 
 
-def describe_split(record: TreeRecord, node: NodeRecord, top: int = 3) -> str:
-    """One line per child: mass and, where labels exist, the classes holding most of it."""
-    lines = [f"split {node.name} -> {', '.join(node.children)}"]
+def describe_split(record: TreeRecord, node: NodeRecord, where: str = "", top: int = 3) -> str:
+    """One line per child: mass and, where labels exist, the classes holding most of it;
+    ``where`` (how far the tree has grown, say) follows the first line in brackets."""
+    lines = [f"split {node.name} -> {', '.join(node.children)}" + (f" ({where})" if where else "")]
     for name in node.children:
         child = record.nodes[name]
         text = f"  {name}: mass {child.mass:,.0f} ({child.mass / max(node.mass, 1e-9):.0%})"
@@ -571,7 +572,8 @@ def _commit_turns(
             )
             continue
         _finish_split(record, node, node.stages[final].memberships, final)
-        progress.message(describe_split(record, node))
+        of = f"at most {goal.leaves}" if goal.auto else str(goal.leaves)
+        progress.message(describe_split(record, node, f"{leaf_count(record)} of {of} leaves"))
     if changed and write:
         write_tree(out, record)
 

@@ -110,6 +110,7 @@ def test_images_of_another_size_are_resized_to_one_the_networks_take(tmp_path):
     first = run(*args, "--leaves", "2")
     assert first.exit_code == 0, first.output
     assert "resizing the 8x8 images to 28x28" in first.output
+    assert "split r -> r0, r1 (2 of 2 leaves)" in first.output  # how far the tree has grown
     with h5py.File(out, "r") as f:
         assert list(f.attrs["image_shape"]) == [1, 28, 28]
         assert json.loads(f.attrs["data_spec"])["size"] == 28
