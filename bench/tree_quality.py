@@ -34,6 +34,7 @@ def main() -> None:
     parser.add_argument("--leaf-order", default=None, choices=["mass", "supported"])
     parser.add_argument("--polarity", default=None, choices=["auto", "off"])
     parser.add_argument("--levels", default=None, choices=["auto", "off"])
+    parser.add_argument("--position", default=None, choices=["auto", "off"])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None)
@@ -62,6 +63,7 @@ def main() -> None:
         leaf_order=args.leaf_order,
         polarity=args.polarity,
         levels=args.levels,
+        position=args.position,
         threads=args.threads,
         progress=None if args.quiet else TextProgress(),
     )

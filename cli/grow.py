@@ -88,6 +88,13 @@ def parse_leaves(text: str) -> int | str:
     help="auto: when the images' exposure varies, stretch each image from black to white "
     "for training; off: as given [default: auto; stored with the tree].",
 )
+@click.option(
+    "--position",
+    type=click.Choice(["auto", "off"]),
+    default=None,
+    help="auto: when the objects sit at varying places, move each image to put its object's "
+    "centre at the middle for training; off: as given [default: auto; stored with the tree].",
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--seed", default=0, show_default=True, help="Seed for the subset and all training.")
 @click.option("--size", type=int, default=None, help="Resize images to SIZE x SIZE.")
@@ -149,6 +156,7 @@ def grow(
     leaf_order,
     polarity,
     levels,
+    position,
     device,
     seed,
     size,
@@ -191,6 +199,7 @@ def grow(
         leaf_order=leaf_order,
         polarity=polarity,
         levels=levels,
+        position=position,
         checkpoint_every=checkpoint_every,
         progress=progress,
         threads=threads,

@@ -25,7 +25,7 @@ def assign(tree: Tree, data: ImageSet, device: str = "auto", batch: int = 2048) 
     """Soft leaf memberships of ``data``'s images, float32 ``[L, M]`` in ``tree.leaves`` order.
 
     Each column sums to 1 (the root's membership of every image). The images are put
-    under the tree's stored decisions first (polarity, levels: hctree.prepare), as
+    under the tree's stored decisions first (polarity, levels, position: hctree.prepare), as
     its training images were, image by image.
     """
     expected = tuple(int(v) for v in tree.attrs["image_shape"])

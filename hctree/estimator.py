@@ -39,8 +39,8 @@ class TreeClustering(ClusterMixin, BaseEstimator):
     ``settings`` (dict of preset overrides, as ``--set``), ``device``, ``threads``,
     ``size``/``channels`` (conversions applied to every X), ``verbose`` (print
     progress to stderr), ``leaf_order`` (``mass`` or ``supported``, as ``--leaf-order``),
-    ``polarity`` and ``levels`` (``auto`` or ``off``, as ``--polarity`` and ``--levels``;
-    None: auto for a new tree).
+    ``polarity``, ``levels`` and ``position`` (``auto`` or ``off``, as ``--polarity``,
+    ``--levels`` and ``--position``; None: auto for a new tree).
 
     Attributes after ``fit``: ``labels_`` int64 ``[N]`` (leaf index per image, in
     ``tree_.leaves`` order), ``tree_`` (:class:`hctree.Tree`), ``n_leaves_``,
@@ -65,6 +65,7 @@ class TreeClustering(ClusterMixin, BaseEstimator):
         leaf_order: str | None = None,
         polarity: str | None = None,
         levels: str | None = None,
+        position: str | None = None,
     ):
         self.n_leaves = n_leaves
         self.splitter = splitter
@@ -82,6 +83,7 @@ class TreeClustering(ClusterMixin, BaseEstimator):
         self.leaf_order = leaf_order
         self.polarity = polarity
         self.levels = levels
+        self.position = position
 
     def _images(self, X: Any) -> ImageSet:
         if isinstance(X, ImageSet):
@@ -112,6 +114,7 @@ class TreeClustering(ClusterMixin, BaseEstimator):
             leaf_order=self.leaf_order,
             polarity=self.polarity,
             levels=self.levels,
+            position=self.position,
         )
         self.tree_: Tree = tree
         self.memberships_ = tree.memberships()

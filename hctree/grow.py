@@ -252,7 +252,7 @@ def _check_same(
 
 
 def _check_rules(record: TreeRecord, path: Path, data: ImageSet, modes: dict) -> None:
-    """Refuse a ``--polarity``/``--levels`` option that would decide otherwise than the
+    """Refuse a ``--polarity``/``--levels``/``--position`` option that would decide otherwise than the
     stored tree (hctree.prepare)."""
     clashes = prepare.conflicts(data.images, record.attrs, modes)
     if clashes:
@@ -277,6 +277,8 @@ _RULE_MESSAGES = {
     "are inverted for training (--polarity off keeps them as given)",
     "levels": "levels: the images' exposure varies; {n} of them are stretched from black to "
     "white for training (--levels off keeps them as given)",
+    "position": "position: the objects sit at varying places; {n} images are moved to put "
+    "each object's centre at the middle for training (--position off keeps them as given)",
 }
 
 
@@ -317,6 +319,7 @@ def grow(
     polarity: str | None = None,
     levels: str | None = None,
     batch_splits: int = 1,
+    position: str | None = None,
 ) -> Tree:
     """Grow (or resume growing) the tree in ``out`` until it has ``leaves`` leaves.
 
@@ -341,7 +344,10 @@ def grow(
     backgrounds is trained on with every image on a dark one (hctree.polarity); the
     decision is stored with the tree. ``levels`` (the same choices): whether a set
     whose exposure varies is trained on with every image stretched from black to
-    white (hctree.levels), after the polarity rule. ``batch_splits`` > 1 trains up
+    white (hctree.levels), after the polarity rule. ``position`` (the same choices):
+    whether a set whose objects sit at varying places is trained on with every image
+    moved to put its object's centre at the middle (hctree.position), after the levels
+    rule. ``batch_splits`` > 1 trains up
     to that many leaves' splits at once in this process, the same stage of several
     nodes as one batched step (a GPU option; the same computation up to float
     rounding, hctree.splitters.hcmgan_frontier).
@@ -365,7 +371,7 @@ def grow(
         )
     if branching is not None and branching < 2:
         raise HCTreeError(f"--branching must be at least 2, not {branching}.")
-    modes = {"polarity": polarity, "levels": levels}
+    modes = {"polarity": polarity, "levels": levels, "position": position}
     prepare.check_modes(modes)
     if leaf_order is not None and leaf_order not in LEAF_ORDERS:
         raise HCTreeError(

@@ -1,6 +1,7 @@
 """The images the networks see: a tree's set-level rules, applied in order.
 
-Each rule (hctree.polarity, then hctree.levels) looks at the whole set once, when
+Each rule (hctree.polarity, hctree.levels, then hctree.position) looks at the whole
+set once, when
 a tree is created, and decides whether to change its images; the decisions are
 stored as root attributes under the rule's ``NAME``. Training, resuming and
 ``assign`` then apply the stored decisions in the same order, so new images are
@@ -13,10 +14,10 @@ from types import ModuleType
 
 import numpy as np
 
-from hctree import levels, polarity
+from hctree import levels, polarity, position
 from hctree.errors import HCTreeError
 
-RULES: tuple[ModuleType, ...] = (polarity, levels)
+RULES: tuple[ModuleType, ...] = (polarity, levels, position)
 
 
 def check_modes(modes: dict[str, str | None]) -> None:

@@ -1,0 +1,114 @@
+"""Position: recentre every image of a set whose objects sit at varying places.
+
+A set whose objects were photographed or cropped off-centre by different amounts
+lets a network split it by where the object sits. Views that move the object do
+not teach that away (docs/benchmarks.md, "Position as a nuisance"), so hctree
+settles the position before training instead:
+
+- An image's *centre* is the centre of mass of its foreground, each pixel weighed
+  by its distance from the image's background (the median of its border pixels,
+  per channel, summed over channels).
+- The set's positions *vary* when the standard deviation of those centres, along
+  the axis where it is larger, is at least ``MIN_SPREAD`` of the image's side.
+  Sets whose objects are centred by construction (Fashion-MNIST, digit sets) stay
+  at about 0.04-0.06 of the side, the shape of each class moving the centre a
+  little; objects moved by up to a seventh of the side each way reach 0.09-0.1.
+- In such a set every image is moved by whole pixels so that its centre sits at
+  the middle of the frame; what comes in at the edges is the image's background.
+
+A set whose positions do not vary is used exactly as given, so ordinary sets are
+unaffected bit for bit. The decision is made once, when a tree is created, and
+stored with it (``position``): training, resuming and ``assign`` apply the same
+rule, after the polarity and levels rules (hctree.prepare).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+NAME = "position"
+AS_GIVEN = "as-given"
+CENTRED = "centred"
+DECISIONS = (AS_GIVEN, CENTRED)
+MODES = ("auto", "off")
+
+MIN_SPREAD = 0.075  # spread of the centres, as a share of the side, for positions to vary
+_CHUNK = 4096  # images measured at a time (bounds the float copy)
+
+
+def backgrounds(images: np.ndarray) -> np.ndarray:
+    """Each image's background: the median of its border pixels per channel, float ``[N, C]``.
+
+    images: uint8 ``[N, C, H, W]``.
+    """
+    border = np.concatenate(
+        [images[:, :, 0, :], images[:, :, -1, :], images[:, :, 1:-1, 0], images[:, :, 1:-1, -1]],
+        axis=2,
+    )
+    return np.median(border, axis=2).astype(np.float32)
+
+
+def centres(images: np.ndarray) -> np.ndarray:
+    """Each image's foreground centre of mass ``(row, column)`` in pixels, float ``[N, 2]``
+    (the middle of the frame for an image with no foreground)."""
+    n, _, h, w = images.shape
+    out = np.empty((n, 2), np.float64)
+    rows, cols = np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64)
+    for start in range(0, n, _CHUNK):
+        part = images[start : start + _CHUNK]
+        fg = np.abs(part.astype(np.float32) - backgrounds(part)[:, :, None, None]).sum(1)
+        mass = fg.sum((1, 2), dtype=np.float64)
+        empty = mass <= 0
+        mass[empty] = 1.0
+        out[start : start + _CHUNK, 0] = fg.sum(2, dtype=np.float64) @ rows / mass
+        out[start : start + _CHUNK, 1] = fg.sum(1, dtype=np.float64) @ cols / mass
+        out[start : start + _CHUNK][empty] = ((h - 1) / 2, (w - 1) / 2)
+    return out
+
+
+def spread(images: np.ndarray) -> float:
+    """The standard deviation of the images' centres along the axis where it is larger,
+    as a share of the image's side (see the module docstring)."""
+    if len(images) < 2:
+        return 0.0
+    return float(centres(images).std(0).max() / max(images.shape[2:]))
+
+
+def stored(attrs: dict) -> str:
+    """A tree's stored decision (files written before the rule: ``AS_GIVEN``)."""
+    return str(attrs.get(NAME, AS_GIVEN))
+
+
+def decide(images: np.ndarray, mode: str = "auto") -> str:
+    """``CENTRED`` when ``mode`` is auto and the set's positions vary.
+
+    images: uint8 ``[N, C, H, W]``. Returns one of ``DECISIONS``.
+    """
+    if mode not in MODES:
+        raise ValueError(f"position mode must be one of {MODES}, not {mode!r}")
+    if mode == "off":
+        return AS_GIVEN
+    return CENTRED if spread(images) >= MIN_SPREAD else AS_GIVEN
+
+
+def apply(images: np.ndarray, decision: str) -> np.ndarray:
+    """The images the networks see under ``decision``, uint8 ``[N, C, H, W]``.
+
+    ``AS_GIVEN`` returns ``images`` itself; ``CENTRED`` returns a copy in which every
+    image is moved by whole pixels to put its centre at the middle of the frame.
+    """
+    if decision not in DECISIONS:
+        raise ValueError(f"unknown position decision {decision!r}")
+    if decision == AS_GIVEN or len(images) == 0:
+        return images
+    n, _, h, w = images.shape
+    middle = np.array([(h - 1) / 2, (w - 1) / 2])
+    moves = np.rint(middle - centres(images)).astype(np.int64)
+    fill = np.rint(backgrounds(images)).astype(np.uint8)[:, :, None, None]
+    out = np.broadcast_to(fill, images.shape).copy()
+    for dy, dx in np.unique(moves, axis=0):
+        which = np.flatnonzero((moves[:, 0] == dy) & (moves[:, 1] == dx))
+        y0, y1, x0, x1 = max(0, dy), min(h, h + dy), max(0, dx), min(w, w + dx)
+        if y0 < y1 and x0 < x1:
+            out[which, :, y0:y1, x0:x1] = images[which, :, y0 - dy : y1 - dy, x0 - dx : x1 - dx]
+    return out
