@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hctree import levels, polarity
+from hctree import levels, polarity, position
 from hctree.tree import Tree
 
 
@@ -38,6 +38,8 @@ def tree_text(tree: Tree, top: int = 3) -> str:
         head += ", light backgrounds inverted (polarity)"
     if levels.stored(attrs) == levels.STRETCHED:
         head += ", every image stretched from black to white (levels)"
+    if position.stored(attrs) == position.CENTRED:
+        head += ", every object moved to the middle (position)"
     lines = [head]
     width = max(2 * n.depth + len(n.name) for n in tree.nodes.values()) + 2
 

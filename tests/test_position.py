@@ -1,0 +1,116 @@
+"""Position: which sets count as having objects at varying places, what recentring
+does to an image, and that a tree of such a set is the tree of its recentred images."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from hctree import position, prepare
+from hctree.assign import assign
+from hctree.data import ImageSet, fingerprint
+from hctree.errors import HCTreeError
+from hctree.grow import grow
+from hctree.report import tree_text
+from hctree.store import read_tree
+
+FAST = {"raw_iters": "30", "refinements": "0"}
+
+
+def _with(data: ImageSet, images: np.ndarray) -> ImageSet:
+    images = np.ascontiguousarray(images)
+    return dataclasses.replace(data, images=images, fingerprint=fingerprint(images))
+
+
+def _moved(images: np.ndarray, seed: int = 0, most: int = 4) -> np.ndarray:
+    """Each image moved by a random whole number of pixels in ``[-most, most]`` per
+    axis, the background (0) coming in at the edges and the rest cut off."""
+    rng = np.random.default_rng(seed)
+    n, _, h, w = images.shape
+    canvas = np.zeros((n, images.shape[1], h + 2 * most, w + 2 * most), np.uint8)
+    canvas[:, :, most : most + h, most : most + w] = images
+    out = np.empty_like(images)
+    for i, (dy, dx) in enumerate(rng.integers(0, 2 * most + 1, size=(n, 2))):
+        out[i] = canvas[i, :, dy : dy + h, dx : dx + w]
+    return out
+
+
+def _squares(n: int, seed: int = 0) -> np.ndarray:
+    """``n`` 28x28 images of a 6x6 square (200 on a background of 10) at random places."""
+    rng = np.random.default_rng(seed)
+    out = np.full((n, 1, 28, 28), 10, np.uint8)
+    for i, (y, x) in enumerate(rng.integers(0, 23, size=(n, 2))):
+        out[i, 0, y : y + 6, x : x + 6] = 200
+    return out
+
+
+@pytest.fixture(scope="module")
+def pair(fmnist, fmnist_classes) -> ImageSet:
+    return fmnist_classes(fmnist, [1, 7], per_class=60, seed=3)
+
+
+def test_fashion_mnist_is_centred_and_used_as_given(fmnist):
+    images = fmnist.images[:10000]
+    assert position.spread(images) < position.MIN_SPREAD
+    assert position.decide(images) == position.AS_GIVEN
+    assert position.apply(images, position.AS_GIVEN) is images
+
+
+def test_moved_objects_are_recentred(fmnist):
+    moved = _moved(fmnist.images[:2000], seed=1)
+    assert position.spread(moved) >= position.MIN_SPREAD
+    assert position.decide(moved) == position.CENTRED
+    assert position.decide(moved, "off") == position.AS_GIVEN
+    centred = position.apply(moved, position.CENTRED)
+    assert position.spread(centred) < 0.02
+    middle = np.array([13.5, 13.5])
+    off = np.abs(position.centres(centred) - middle)
+    # whole-pixel moves; a move that pushes part of an object out of the frame, or
+    # brings its background in, moves its centre a little again
+    assert np.percentile(off, 90) <= 0.5 and off.max() <= 2.5
+    with pytest.raises(ValueError):
+        position.decide(moved, "on")
+    with pytest.raises(ValueError):
+        position.apply(moved, "shifted")
+
+
+def test_a_square_anywhere_ends_in_the_middle_with_the_background_around_it():
+    squares = _squares(50)
+    centred = position.apply(squares, position.CENTRED)
+    expected = np.full((1, 28, 28), 10, np.uint8)
+    expected[0, 11:17, 11:17] = 200  # the square's centre, 2.5 px in, at 13.5
+    assert (centred == expected).all()
+    blank = np.full((3, 3, 28, 28), 40, np.uint8)  # no foreground: left where it is
+    np.testing.assert_array_equal(position.apply(blank, position.CENTRED), blank)
+    colour = np.repeat(squares, 3, axis=1) // np.array([1, 2, 4], np.uint8)[None, :, None, None]
+    out = position.apply(colour, position.CENTRED)
+    np.testing.assert_array_equal(out[:, 0], centred[:, 0])  # one move for all channels
+    np.testing.assert_array_equal(out[:, 2, 11:17, 11:17], np.full((50, 6, 6), 50))
+
+
+def test_a_moved_set_grows_the_tree_of_its_recentred_images(pair, tmp_path):
+    moved = _with(pair, _moved(pair.images, seed=4))
+    assert prepare.decide(moved.images, {})["position"] == position.CENTRED
+    centred = _with(pair, position.apply(moved.images, position.CENTRED))
+    assert position.decide(centred.images) == position.AS_GIVEN
+    kw = {"preset": "tiny", "overrides": FAST, "seed": 2, "threads": 1}
+    plain = grow(centred, tmp_path / "plain.h5", 2, **kw)
+    tree = grow(moved, tmp_path / "moved.h5", 2, **kw)
+    assert tree.attrs["position"] == position.CENTRED
+    assert plain.attrs["position"] == position.AS_GIVEN
+    np.testing.assert_array_equal(tree.memberships(), plain.memberships())
+    routed = assign(tree, moved, device="cpu")
+    np.testing.assert_allclose(routed, tree.memberships(), atol=1e-4)
+    assert "moved to the middle" in tree_text(tree)
+    assert "moved to the middle" not in tree_text(plain)
+
+    out = tmp_path / "moved.h5"
+    before = out.read_bytes()
+    with pytest.raises(HCTreeError, match="position"):
+        grow(moved, out, 3, position="off", threads=1)
+    assert out.read_bytes() == before
+    assert read_tree(out).attrs["position"] == position.CENTRED
+    off = grow(moved, tmp_path / "off.h5", 2, position="off", **kw)
+    assert off.attrs["position"] == position.AS_GIVEN
