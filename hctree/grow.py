@@ -252,8 +252,8 @@ def _check_same(
 
 
 def _check_rules(record: TreeRecord, path: Path, data: ImageSet, modes: dict) -> None:
-    """Refuse a ``--polarity``/``--levels``/``--position`` option that would decide otherwise than the
-    stored tree (hctree.prepare)."""
+    """Refuse a ``--polarity``/``--levels``/``--position`` option that would decide
+    otherwise than the stored tree (hctree.prepare)."""
     clashes = prepare.conflicts(data.images, record.attrs, modes)
     if clashes:
         name = clashes[0]
@@ -318,8 +318,8 @@ def grow(
     leaf_order: str | None = None,
     polarity: str | None = None,
     levels: str | None = None,
-    batch_splits: int = 1,
     position: str | None = None,
+    batch_splits: int = 1,
 ) -> Tree:
     """Grow (or resume growing) the tree in ``out`` until it has ``leaves`` leaves.
 
