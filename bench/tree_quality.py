@@ -79,6 +79,7 @@ def main() -> None:
                 "leaf_order": args.leaf_order or "mass",
                 "polarity": str(tree.attrs.get("polarity", "")),
                 "levels": str(tree.attrs.get("levels", "")),
+                "position": str(tree.attrs.get("position", "")),
                 "settings": overrides,
                 "n": len(data),
                 "leaves": len(tree.leaves),
