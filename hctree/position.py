@@ -8,6 +8,11 @@ settles the position before training instead:
 - An image's *centre* is the centre of mass of its foreground, each pixel weighed
   by its distance from the image's background (the median of its border pixels,
   per channel, summed over channels).
+- Only a set of objects on plain backgrounds is judged: at least ``MIN_PLAIN`` of
+  its images must have a *plain border* (at least ``PLAIN_SHARE`` of the border
+  pixels within ``PLAIN_TOL`` grey levels of its median, in every channel). Crops of
+  natural scenes (about a quarter of them plain) and very noisy images are left
+  alone: their "foreground" is not an object.
 - The set's positions *vary* when the standard deviation of those centres, along
   the axis where it is larger, is at least ``MIN_SPREAD`` of the image's side.
   Sets whose objects are centred by construction (Fashion-MNIST, digit sets) stay
@@ -33,7 +38,17 @@ DECISIONS = (AS_GIVEN, CENTRED)
 MODES = ("auto", "off")
 
 MIN_SPREAD = 0.075  # spread of the centres, as a share of the side, for positions to vary
+PLAIN_TOL, PLAIN_SHARE = 8, 0.75  # a plain border: this share of its pixels this close
+MIN_PLAIN = 0.5  # share of images with a plain border for the set to be judged
 _CHUNK = 4096  # images measured at a time (bounds the float copy)
+
+
+def _border(images: np.ndarray) -> np.ndarray:
+    """Each image's border pixels, uint8 ``[N, C, 2H + 2W - 4]``."""
+    return np.concatenate(
+        [images[:, :, 0, :], images[:, :, -1, :], images[:, :, 1:-1, 0], images[:, :, 1:-1, -1]],
+        axis=2,
+    )
 
 
 def backgrounds(images: np.ndarray) -> np.ndarray:
@@ -41,11 +56,17 @@ def backgrounds(images: np.ndarray) -> np.ndarray:
 
     images: uint8 ``[N, C, H, W]``.
     """
-    border = np.concatenate(
-        [images[:, :, 0, :], images[:, :, -1, :], images[:, :, 1:-1, 0], images[:, :, 1:-1, -1]],
-        axis=2,
-    )
-    return np.median(border, axis=2).astype(np.float32)
+    return np.median(_border(images), axis=2).astype(np.float32)
+
+
+def plain_borders(images: np.ndarray) -> np.ndarray:
+    """Which images have a plain border (see the module docstring), bool ``[N]``."""
+    out = np.empty(len(images), bool)
+    for start in range(0, len(images), _CHUNK):
+        border = _border(images[start : start + _CHUNK]).astype(np.float32)
+        close = np.abs(border - np.median(border, axis=2, keepdims=True)) <= PLAIN_TOL
+        out[start : start + _CHUNK] = close.all(1).mean(1) >= PLAIN_SHARE
+    return out
 
 
 def centres(images: np.ndarray) -> np.ndarray:
@@ -80,13 +101,14 @@ def stored(attrs: dict) -> str:
 
 
 def decide(images: np.ndarray, mode: str = "auto") -> str:
-    """``CENTRED`` when ``mode`` is auto and the set's positions vary.
+    """``CENTRED`` when ``mode`` is auto, the set shows objects on plain backgrounds
+    and their positions vary.
 
     images: uint8 ``[N, C, H, W]``. Returns one of ``DECISIONS``.
     """
     if mode not in MODES:
         raise ValueError(f"position mode must be one of {MODES}, not {mode!r}")
-    if mode == "off":
+    if mode == "off" or len(images) < 2 or plain_borders(images).mean() < MIN_PLAIN:
         return AS_GIVEN
     return CENTRED if spread(images) >= MIN_SPREAD else AS_GIVEN
 

@@ -90,6 +90,28 @@ def test_a_square_anywhere_ends_in_the_middle_with_the_background_around_it():
     np.testing.assert_array_equal(out[:, 2, 11:17, 11:17], np.full((50, 6, 6), 50))
 
 
+def test_only_objects_on_plain_backgrounds_are_judged():
+    """Squares scattered over a plain background are recentred; the same squares in
+    heavy noise, and crops of photographs, have no plain border and stay as given."""
+    squares = _squares(200, seed=1)
+    assert position.spread(squares) >= position.MIN_SPREAD
+    assert position.decide(squares) == position.CENTRED
+    noise = np.random.default_rng(2).normal(0, 40, squares.shape)
+    noisy = np.clip(squares + noise, 0, 255).astype(np.uint8)
+    assert position.plain_borders(noisy).mean() < position.MIN_PLAIN
+    assert position.decide(noisy) == position.AS_GIVEN
+    from sklearn.datasets import load_sample_images
+
+    photos, rng = load_sample_images().images, np.random.default_rng(0)
+    crops = []
+    for which, y, x in zip(rng.integers(0, 2, 500), rng.integers(0, 390, 500),
+                           rng.integers(0, 600, 500), strict=True):  # fmt: skip
+        crops.append(photos[which][y : y + 32, x : x + 32].transpose(2, 0, 1))
+    crops = np.stack(crops)
+    assert position.spread(crops) >= position.MIN_SPREAD  # a "centre" that is no object's
+    assert position.decide(crops) == position.AS_GIVEN
+
+
 def test_a_moved_set_grows_the_tree_of_its_recentred_images(pair, tmp_path):
     moved = _with(pair, _moved(pair.images, seed=4))
     assert prepare.decide(moved.images, {})["position"] == position.CENTRED
