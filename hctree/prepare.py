@@ -2,9 +2,9 @@
 
 Each rule (hctree.polarity, hctree.levels, then hctree.position) looks at the whole
 set once, when a tree is created, and decides whether to change its images; the
-decisions are stored as root attributes under the rule's ``NAME``. Training, resuming and
-``assign`` then apply the stored decisions in the same order, so new images are
-routed as the training images were seen.
+decisions are stored as root attributes under the rule's ``NAME``. Training,
+resuming and ``assign`` then apply the stored decisions in the same order, so new
+images are routed as the training images were seen.
 """
 
 from __future__ import annotations
