@@ -32,6 +32,9 @@ Each set is an ``.npz`` with ``images`` (uint8, N x H x W or N x H x W x 3),
   background grey up to 0.6), drawn independently of the class.
 - ``noisy``: 5,000 Fashion-MNIST images with Gaussian pixel noise of a standard
   deviation drawn per image from 0, 16, 32 and 48 grey levels (clipped to 0..255).
+- ``noisy-dev``: 4,000 images of the four ``tinted-dev`` classes with noise added the
+  same way and each image's noise level stored as ``nuisance``: the set on which
+  noise settings are chosen, so that ``noisy`` stays held out.
 - ``zoomed``: 5,000 Fashion-MNIST images shrunk about their centre by a factor drawn
   uniformly from [0.6, 1] (bilinear): object size is a nuisance.
 - ``backdrop``: 5,000 Fashion-MNIST images laid as light objects over a plain
@@ -143,12 +146,15 @@ def washed(rng: np.random.Generator, n=5000):
 NOISE = np.array([0.0, 16.0, 32.0, 48.0])
 
 
-def noisy(rng: np.random.Generator, n=5000):
-    images, labels, names = _fashion(n, rng)
-    sigma = NOISE[rng.integers(len(NOISE), size=len(images))]
+def noisy(rng: np.random.Generator, n=5000, classes=None, levels=False):
+    images, labels, names = _fashion(n, rng, classes=None if classes is None else list(classes))
+    which = rng.integers(len(NOISE), size=len(images))
+    sigma = NOISE[which]
     noise = rng.standard_normal(images.shape).astype(np.float32) * sigma[:, None, None]
-    out = images.astype(np.float32) + noise
-    return np.clip(out, 0, 255).round().astype(np.uint8), labels, names
+    out = np.clip(images.astype(np.float32) + noise, 0, 255).round().astype(np.uint8)
+    if levels:  # the nuisance itself: which of the NOISE levels each image got
+        return out, labels, names, {"nuisance": which}
+    return out, labels, names
 
 
 def zoomed(rng: np.random.Generator, n=5000):
@@ -246,7 +252,8 @@ def main() -> None:
               "dimmed": dimmed, "washed": washed, "noisy": noisy, "zoomed": zoomed,
               "backdrop": backdrop, "printed-dev": printed,
               "dimmed-dev": lambda rng: dimmed(rng, (0, 3, 5, 9), 4000),
-              "shifted-dev": lambda rng: shifted(rng, (0, 3, 5, 9), 4000, offsets=True)}  # fmt: skip
+              "shifted-dev": lambda rng: shifted(rng, (0, 3, 5, 9), 4000, offsets=True),
+              "noisy-dev": lambda rng: noisy(rng, 4000, (0, 3, 5, 9), levels=True)}  # fmt: skip
     for name in args.sets.split(","):
         images, labels, names, *extra = makers[name](np.random.default_rng(2026))
         path = out / f"{name}.npz"
