@@ -3,25 +3,19 @@ does to an image, and that a tree of such a set is the tree of its recentred ima
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 
 from hctree import position, prepare
 from hctree.assign import assign
-from hctree.data import ImageSet, fingerprint
+from hctree.data import ImageSet
 from hctree.errors import HCTreeError
 from hctree.grow import grow
 from hctree.report import tree_text
 from hctree.store import read_tree
+from tests.test_levels import _with
 
 FAST = {"raw_iters": "30", "refinements": "0"}
-
-
-def _with(data: ImageSet, images: np.ndarray) -> ImageSet:
-    images = np.ascontiguousarray(images)
-    return dataclasses.replace(data, images=images, fingerprint=fingerprint(images))
 
 
 def _moved(images: np.ndarray, seed: int = 0, most: int = 4) -> np.ndarray:
