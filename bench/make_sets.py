@@ -7,6 +7,9 @@ Each set is an ``.npz`` with ``images`` (uint8, N x H x W or N x H x W x 3),
 
 - ``digits28``: scikit-learn's bundled 8x8 handwritten digits (1,797 images, 10
   classes), upsampled bilinearly to 28x28.
+- ``digits-moved``: the same digits at 20x20, each placed at a random spot of a 28x28
+  frame (up to 8 px from the corner each way): handwritten digits whose position
+  is a nuisance, made after the position rule was fixed, to test it.
 - ``tinted4``: 4,000 Fashion-MNIST images of four classes (trouser, pullover,
   sneaker, bag), each multiplied by one of four colour casts drawn independently of
   the class: a method that clusters by colour scores about 0.25-0.4 ACC.
@@ -73,6 +76,20 @@ def digits28() -> tuple[np.ndarray, np.ndarray, list[str]]:
     up = F.interpolate(x, size=(28, 28), mode="bilinear", align_corners=False)
     images = (up[:, 0].clamp(0, 1) * 255).round().to(torch.uint8).numpy()
     return images, bunch.target.astype(np.int64), [str(d) for d in range(10)]
+
+
+def digits_moved(rng: np.random.Generator):
+    """The bundled digits at 20x20, each placed at a random spot of a 28x28 frame."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = torch.from_numpy(bunch.images.astype(np.float32) / 16.0)[:, None]
+    small = F.interpolate(x, size=(20, 20), mode="bilinear", align_corners=False)
+    small = (small[:, 0].clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    out = np.zeros((len(small), 28, 28), np.uint8)
+    for i, (dy, dx) in enumerate(rng.integers(0, 9, size=(len(small), 2))):
+        out[i, dy : dy + 20, dx : dx + 20] = small[i]
+    return out, bunch.target.astype(np.int64), [str(d) for d in range(10)]
 
 
 def _fashion(n: int, rng: np.random.Generator, classes: list[int] | None = None):
@@ -253,7 +270,8 @@ def main() -> None:
               "backdrop": backdrop, "printed-dev": printed,
               "dimmed-dev": lambda rng: dimmed(rng, (0, 3, 5, 9), 4000),
               "shifted-dev": lambda rng: shifted(rng, (0, 3, 5, 9), 4000, offsets=True),
-              "noisy-dev": lambda rng: noisy(rng, 4000, (0, 3, 5, 9), levels=True)}  # fmt: skip
+              "noisy-dev": lambda rng: noisy(rng, 4000, (0, 3, 5, 9), levels=True),
+              "digits-moved": digits_moved}  # fmt: skip
     for name in args.sets.split(","):
         images, labels, names, *extra = makers[name](np.random.default_rng(2026))
         path = out / f"{name}.npz"
