@@ -43,14 +43,8 @@ def main() -> None:
     arrays = dict(np.load(args.source))
     images = arrays["images"]
     four = images if images.ndim == 4 else images[:, None]  # N x H x W: grey
-    if args.centre == "com":
-        moved = position.apply(four, position.CENTRED)
-    else:
-        position.centres, original = box_centres, position.centres
-        try:
-            moved = position.apply(four, position.CENTRED)
-        finally:
-            position.centres = original
+    where = position.centres(four) if args.centre == "com" else box_centres(four)
+    moved = position.recentred(four, where)
     arrays["images"] = moved if images.ndim == 4 else moved[:, 0]
     np.savez_compressed(args.target, **arrays)
     print(f"{args.target}: {len(moved)} images recentred by their {args.centre}")

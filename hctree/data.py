@@ -37,7 +37,7 @@ import re
 import zipfile
 import zlib
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -199,14 +199,8 @@ def resized(data: ImageSet, size: int) -> ImageSet:
     """``data`` with every image resized to ``size x size``: the set that
     :func:`load_images` gives with ``size`` (its spec says so, for reloading)."""
     images = np.ascontiguousarray(_resize(data.images, size))
-    return ImageSet(
-        images=images,
-        labels=data.labels,
-        class_names=data.class_names,
-        source=data.source,
-        names=data.names,
-        spec={**data.spec, "size": size},
-        fingerprint=fingerprint(images),
+    return replace(
+        data, images=images, spec={**data.spec, "size": size}, fingerprint=fingerprint(images)
     )
 
 

@@ -63,8 +63,8 @@ def plain_borders(images: np.ndarray) -> np.ndarray:
     """Which images have a plain border (see the module docstring), bool ``[N]``."""
     out = np.empty(len(images), bool)
     for start in range(0, len(images), _CHUNK):
-        border = _border(images[start : start + _CHUNK]).astype(np.float32)
-        close = np.abs(border - np.median(border, axis=2, keepdims=True)) <= PLAIN_TOL
+        part = images[start : start + _CHUNK]
+        close = np.abs(_border(part) - backgrounds(part)[:, :, None]) <= PLAIN_TOL
         out[start : start + _CHUNK] = close.all(1).mean(1) >= PLAIN_SHARE
     return out
 
@@ -123,9 +123,16 @@ def apply(images: np.ndarray, decision: str) -> np.ndarray:
         raise ValueError(f"unknown position decision {decision!r}")
     if decision == AS_GIVEN or len(images) == 0:
         return images
-    n, _, h, w = images.shape
+    return recentred(images, centres(images))
+
+
+def recentred(images: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """A copy of ``images`` (uint8 ``[N, C, H, W]``) with each moved by whole pixels so
+    that the point ``where`` (float ``[N, 2]``, row and column) sits at the middle of
+    the frame; the image's background fills what comes in at the edges."""
+    _, _, h, w = images.shape
     middle = np.array([(h - 1) / 2, (w - 1) / 2])
-    moves = np.rint(middle - centres(images)).astype(np.int64)
+    moves = np.rint(middle - where).astype(np.int64)
     fill = np.rint(backgrounds(images)).astype(np.uint8)[:, :, None, None]
     out = np.broadcast_to(fill, images.shape).copy()
     for dy, dx in np.unique(moves, axis=0):
