@@ -93,7 +93,7 @@ def parse_leaves(text: str) -> int | str:
     type=click.Choice(["auto", "off"]),
     default=None,
     help="auto: when the objects sit at varying places, move each image to put its object's "
-    "centre at the middle for training; off: as given [default: auto; stored with the tree].",
+    "bounding box in the middle for training; off: as given [default: auto; stored with the tree].",
 )
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--seed", default=0, show_default=True, help="Seed for the subset and all training.")

@@ -278,7 +278,7 @@ _RULE_MESSAGES = {
     "levels": "levels: the images' exposure varies; {n} of them are stretched from black to "
     "white for training (--levels off keeps them as given)",
     "position": "position: the objects sit at varying places; {n} images are moved to put "
-    "each object's centre at the middle for training (--position off keeps them as given)",
+    "each object's bounding box in the middle for training (--position off keeps them as given)",
 }
 
 
@@ -346,7 +346,7 @@ def grow(
     whose exposure varies is trained on with every image stretched from black to
     white (hctree.levels), after the polarity rule. ``position`` (the same choices):
     whether a set whose objects sit at varying places is trained on with every image
-    moved to put its object's centre at the middle (hctree.position), after the levels
+    moved to put its object's bounding box in the middle (hctree.position), after the levels
     rule. ``batch_splits`` > 1 trains up
     to that many leaves' splits at once in this process, the same stage of several
     nodes as one batched step (a GPU option; the same computation up to float

@@ -38,7 +38,7 @@ def tree_text(tree: Tree, top: int = 3) -> str:
         head += ", light backgrounds inverted (polarity)"
     if levels.stored(attrs) == levels.STRETCHED:
         head += ", every image stretched from black to white (levels)"
-    if position.stored(attrs) == position.CENTRED:
+    if position.stored(attrs) != position.AS_GIVEN:
         head += ", every object moved to the middle (position)"
     lines = [head]
     width = max(2 * n.depth + len(n.name) for n in tree.nodes.values()) + 2

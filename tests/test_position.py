@@ -55,15 +55,18 @@ def test_fashion_mnist_is_centred_and_used_as_given(fmnist):
 def test_moved_objects_are_recentred(fmnist):
     moved = _moved(fmnist.images[:2000], seed=1)
     assert position.spread(moved) >= position.MIN_SPREAD
-    assert position.decide(moved) == position.CENTRED
+    assert position.decide(moved) == position.BOXED
     assert position.decide(moved, "off") == position.AS_GIVEN
-    centred = position.apply(moved, position.CENTRED)
-    assert position.spread(centred) < 0.02
+    centred = position.apply(moved, position.BOXED)
+    assert position.decide(centred) == position.AS_GIVEN
     middle = np.array([13.5, 13.5])
-    off = np.abs(position.centres(centred) - middle)
-    # whole-pixel moves; a move that pushes part of an object out of the frame, or
-    # brings its background in, moves its centre a little again
+    off = np.abs(position.box_middles(centred) - middle)
+    # whole-pixel moves: a box of an odd width ends half a pixel off the middle; an
+    # object pushed partly out of the frame grows its box when it comes back in
     assert np.percentile(off, 90) <= 0.5 and off.max() <= 2.5
+    by_mass = position.apply(moved, position.CENTRED)  # files made before the box
+    assert position.spread(by_mass) < 0.02
+    assert np.percentile(np.abs(position.centres(by_mass) - middle), 90) <= 0.5
     with pytest.raises(ValueError):
         position.decide(moved, "on")
     with pytest.raises(ValueError):
@@ -72,16 +75,36 @@ def test_moved_objects_are_recentred(fmnist):
 
 def test_a_square_anywhere_ends_in_the_middle_with_the_background_around_it():
     squares = _squares(50)
-    centred = position.apply(squares, position.CENTRED)
+    centred = position.apply(squares, position.BOXED)
     expected = np.full((1, 28, 28), 10, np.uint8)
     expected[0, 11:17, 11:17] = 200  # the square's centre, 2.5 px in, at 13.5
     assert (centred == expected).all()
     blank = np.full((3, 3, 28, 28), 40, np.uint8)  # no foreground: left where it is
+    np.testing.assert_array_equal(position.apply(blank, position.BOXED), blank)
     np.testing.assert_array_equal(position.apply(blank, position.CENTRED), blank)
     colour = np.repeat(squares, 3, axis=1) // np.array([1, 2, 4], np.uint8)[None, :, None, None]
-    out = position.apply(colour, position.CENTRED)
+    out = position.apply(colour, position.BOXED)
     np.testing.assert_array_equal(out[:, 0], centred[:, 0])  # one move for all channels
     np.testing.assert_array_equal(out[:, 2, 11:17, 11:17], np.full((50, 6, 6), 50))
+
+
+def test_the_box_not_the_mass_goes_to_the_middle():
+    """A 6x6 square with a bright 2x6 band along its top: the box's middle goes to
+    the middle of the frame, where the centre of mass, pulled up by the band, would
+    leave the square a pixel lower."""
+    image = np.full((2, 1, 28, 28), 10, np.uint8)
+    image[0, 0, 3:9, 17:23] = 60
+    image[0, 0, 3:5, 17:23] = 250
+    image[1, 0, 20:26, 1:7] = 60  # the plain square elsewhere
+    image[1, 0, 20:22, 1:7] = 250
+    np.testing.assert_array_equal(position.box_middles(image), [[5.5, 19.5], [22.5, 3.5]])
+    assert position.centres(image)[0, 0] < 5.0  # the band pulls the mass up
+    boxed, by_mass = position.apply(image, position.BOXED), position.apply(image, position.CENTRED)
+    expected = np.full((1, 28, 28), 10, np.uint8)
+    expected[0, 11:17, 11:17] = 60
+    expected[0, 11:13, 11:17] = 250
+    assert (boxed == expected).all()
+    np.testing.assert_array_equal(by_mass[0], np.roll(expected, 1, axis=1))
 
 
 def test_only_objects_on_plain_backgrounds_are_judged():
@@ -89,7 +112,7 @@ def test_only_objects_on_plain_backgrounds_are_judged():
     heavy noise, and crops of photographs, have no plain border and stay as given."""
     squares = _squares(200, seed=1)
     assert position.spread(squares) >= position.MIN_SPREAD
-    assert position.decide(squares) == position.CENTRED
+    assert position.decide(squares) == position.BOXED
     noise = np.random.default_rng(2).normal(0, 40, squares.shape)
     noisy = np.clip(squares + noise, 0, 255).astype(np.uint8)
     assert position.plain_borders(noisy).mean() < position.MIN_PLAIN
@@ -108,13 +131,13 @@ def test_only_objects_on_plain_backgrounds_are_judged():
 
 def test_a_moved_set_grows_the_tree_of_its_recentred_images(pair, tmp_path):
     moved = _with(pair, _moved(pair.images, seed=4))
-    assert prepare.decide(moved.images, {})["position"] == position.CENTRED
-    centred = _with(pair, position.apply(moved.images, position.CENTRED))
+    assert prepare.decide(moved.images, {})["position"] == position.BOXED
+    centred = _with(pair, position.apply(moved.images, position.BOXED))
     assert position.decide(centred.images) == position.AS_GIVEN
     kw = {"preset": "tiny", "overrides": FAST, "seed": 2, "threads": 1}
     plain = grow(centred, tmp_path / "plain.h5", 2, **kw)
     tree = grow(moved, tmp_path / "moved.h5", 2, **kw)
-    assert tree.attrs["position"] == position.CENTRED
+    assert tree.attrs["position"] == position.BOXED
     assert plain.attrs["position"] == position.AS_GIVEN
     np.testing.assert_array_equal(tree.memberships(), plain.memberships())
     routed = assign(tree, moved, device="cpu")
@@ -127,6 +150,6 @@ def test_a_moved_set_grows_the_tree_of_its_recentred_images(pair, tmp_path):
     with pytest.raises(HCTreeError, match="position"):
         grow(moved, out, 3, position="off", threads=1)
     assert out.read_bytes() == before
-    assert read_tree(out).attrs["position"] == position.CENTRED
+    assert read_tree(out).attrs["position"] == position.BOXED
     off = grow(moved, tmp_path / "off.h5", 2, position="off", **kw)
     assert off.attrs["position"] == position.AS_GIVEN
