@@ -174,15 +174,23 @@ def noisy(rng: np.random.Generator, n=5000, classes=None, levels=False):
     return out, labels, names
 
 
-def zoomed(rng: np.random.Generator, n=5000):
-    images, labels, names = _fashion(n, rng)
+def zoomed(rng: np.random.Generator, n=5000, classes=None, scales=False):
+    images, labels, names = _fashion(n, rng, classes=None if classes is None else list(classes))
     scale = rng.uniform(0.6, 1.0, size=len(images)).astype(np.float32)
     theta = torch.zeros(len(images), 2, 3)
     theta[:, 0, 0] = theta[:, 1, 1] = torch.from_numpy(1.0 / scale)
     x = torch.from_numpy(images).float()[:, None]
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    return out[:, 0].clamp(0, 255).round().to(torch.uint8).numpy(), labels, names
+    out = out[:, 0].clamp(0, 255).round().to(torch.uint8).numpy()
+    if scales:  # the nuisance itself: the scale cut into four bins
+        return (
+            out,
+            labels,
+            names,
+            {"nuisance": np.minimum((scale - 0.6) // 0.1, 3).astype(np.int64)},
+        )
+    return out, labels, names
 
 
 BACKDROPS = np.array([[150.0, 40.0, 40.0], [40.0, 120.0, 60.0], [50.0, 60.0, 160.0], [90, 90, 90]])
@@ -271,6 +279,7 @@ def main() -> None:
               "dimmed-dev": lambda rng: dimmed(rng, (0, 3, 5, 9), 4000),
               "shifted-dev": lambda rng: shifted(rng, (0, 3, 5, 9), 4000, offsets=True),
               "noisy-dev": lambda rng: noisy(rng, 4000, (0, 3, 5, 9), levels=True),
+              "zoomed-dev": lambda rng: zoomed(rng, 4000, (0, 3, 5, 9), scales=True),
               "digits-moved": digits_moved}  # fmt: skip
     for name in args.sets.split(","):
         images, labels, names, *extra = makers[name](np.random.default_rng(2026))
