@@ -35,6 +35,7 @@ def main() -> None:
     parser.add_argument("--polarity", default=None, choices=["auto", "off"])
     parser.add_argument("--levels", default=None, choices=["auto", "off"])
     parser.add_argument("--position", default=None, choices=["auto", "off"])
+    parser.add_argument("--scale", default=None, choices=["auto", "off"])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None)
@@ -64,6 +65,7 @@ def main() -> None:
         polarity=args.polarity,
         levels=args.levels,
         position=args.position,
+        scale=args.scale,
         threads=args.threads,
         progress=None if args.quiet else TextProgress(),
     )
@@ -80,6 +82,7 @@ def main() -> None:
                 "polarity": str(tree.attrs.get("polarity", "")),
                 "levels": str(tree.attrs.get("levels", "")),
                 "position": str(tree.attrs.get("position", "")),
+                "scale": str(tree.attrs.get("scale", "")),
                 "settings": overrides,
                 "n": len(data),
                 "leaves": len(tree.leaves),
