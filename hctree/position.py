@@ -95,11 +95,15 @@ def centres(images: np.ndarray) -> np.ndarray:
     return out
 
 
-def box_middles(images: np.ndarray) -> np.ndarray:
-    """The middle of each image's foreground bounding box ``(row, column)`` in pixels,
-    float ``[N, 2]`` (the middle of the frame for an image with no foreground)."""
+def boxes(images: np.ndarray) -> np.ndarray:
+    """Each image's foreground bounding box ``(top, left, height, width)`` in pixels,
+    int ``[N, 4]`` (all zero for an image with no foreground). The foreground is the
+    pixels more than ``PLAIN_TOL`` grey levels from the background in some channel.
+
+    images: uint8 ``[N, C, H, W]``.
+    """
     n, _, h, w = images.shape
-    out = np.tile([(h - 1) / 2, (w - 1) / 2], (n, 1))
+    out = np.zeros((n, 4), np.int64)
     for start in range(0, n, _CHUNK):
         part = images[start : start + _CHUNK]
         diff = np.abs(part.astype(np.float32) - backgrounds(part)[:, :, None, None])
@@ -108,7 +112,18 @@ def box_middles(images: np.ndarray) -> np.ndarray:
             some = np.flatnonzero(lines.any(1))
             first = lines[some].argmax(1)
             last = side - 1 - lines[some, ::-1].argmax(1)
-            out[start + some, axis] = (first + last) / 2
+            out[start + some, axis] = first
+            out[start + some, 2 + axis] = last - first + 1
+    return out
+
+
+def box_middles(images: np.ndarray) -> np.ndarray:
+    """The middle of each image's foreground bounding box ``(row, column)`` in pixels,
+    float ``[N, 2]`` (the middle of the frame for an image with no foreground)."""
+    _, _, h, w = images.shape
+    box = boxes(images)
+    out = box[:, :2] + (box[:, 2:] - 1) / 2
+    out[box[:, 2] == 0] = ((h - 1) / 2, (w - 1) / 2)
     return out
 
 
