@@ -35,6 +35,14 @@ Each set is an ``.npz`` with ``images`` (uint8, N x H x W or N x H x W x 3),
   background grey up to 0.6), drawn independently of the class.
 - ``noisy``: 5,000 Fashion-MNIST images with Gaussian pixel noise of a standard
   deviation drawn per image from 0, 16, 32 and 48 grey levels (clipped to 0..255).
+- ``zoomed-dev``: 4,000 images of the four ``tinted-dev`` classes, zoomed the same
+  way as ``zoomed``, with each image's scale bin stored as ``nuisance``: the set on
+  which size settings are chosen, so that ``zoomed`` stays held out.
+- ``rotated``: 5,000 Fashion-MNIST images turned about their centre by an angle
+  drawn uniformly from [-25, 25] degrees (bilinear): orientation is a nuisance.
+- ``scattered``: 5,000 Fashion-MNIST images shrunk by a factor drawn from [0.5, 0.9]
+  and placed at a random spot where the whole object stays in the frame: size and
+  position are both nuisances. Both made after the scale rule was fixed.
 - ``noisy-dev``: 4,000 images of the four ``tinted-dev`` classes with noise added the
   same way and each image's noise level stored as ``nuisance``: the set on which
   noise settings are chosen, so that ``noisy`` stays held out.
@@ -193,6 +201,36 @@ def zoomed(rng: np.random.Generator, n=5000, classes=None, scales=False):
     return out, labels, names
 
 
+def _warped(images: np.ndarray, theta: torch.Tensor) -> np.ndarray:
+    """``images`` (uint8 ``[N, H, W]``) resampled bilinearly under the affine maps ``theta``
+    (output to input, grid_sample's normalised coordinates), zeros coming in."""
+    x = torch.from_numpy(images).float()[:, None]
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return out[:, 0].clamp(0, 255).round().to(torch.uint8).numpy()
+
+
+def rotated(rng: np.random.Generator, n=5000):
+    images, labels, names = _fashion(n, rng)
+    angle = np.deg2rad(rng.uniform(-25, 25, size=len(images)))
+    theta = torch.zeros(len(images), 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = torch.from_numpy(np.cos(angle)).float()
+    theta[:, 0, 1] = torch.from_numpy(-np.sin(angle)).float()
+    theta[:, 1, 0] = torch.from_numpy(np.sin(angle)).float()
+    return _warped(images, theta), labels, names
+
+
+def scattered(rng: np.random.Generator, n=5000):
+    images, labels, names = _fashion(n, rng)
+    scale = rng.uniform(0.5, 0.9, size=len(images))
+    # the shrunk object may move by (1 - scale) of the half-frame each way
+    move = rng.uniform(-1, 1, size=(len(images), 2)) * (1 - scale)[:, None]
+    theta = torch.zeros(len(images), 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = torch.from_numpy(1 / scale).float()
+    theta[:, :, 2] = torch.from_numpy(-move / scale[:, None]).float()
+    return _warped(images, theta), labels, names
+
+
 BACKDROPS = np.array([[150.0, 40.0, 40.0], [40.0, 120.0, 60.0], [50.0, 60.0, 160.0], [90, 90, 90]])
 
 
@@ -280,6 +318,7 @@ def main() -> None:
               "shifted-dev": lambda rng: shifted(rng, (0, 3, 5, 9), 4000, offsets=True),
               "noisy-dev": lambda rng: noisy(rng, 4000, (0, 3, 5, 9), levels=True),
               "zoomed-dev": lambda rng: zoomed(rng, 4000, (0, 3, 5, 9), scales=True),
+              "rotated": rotated, "scattered": scattered,
               "digits-moved": digits_moved}  # fmt: skip
     for name in args.sets.split(","):
         images, labels, names, *extra = makers[name](np.random.default_rng(2026))
