@@ -95,6 +95,13 @@ def parse_leaves(text: str) -> int | str:
     help="auto: when the objects sit at varying places, move each image to put its object's "
     "bounding box in the middle for training; off: as given [default: auto; stored with the tree].",
 )
+@click.option(
+    "--scale",
+    type=click.Choice(["auto", "off"]),
+    default=None,
+    help="auto: when the objects come at varying sizes, resample each image so that its "
+    "object fills the frame for training; off: as given [default: auto; stored with the tree].",
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--seed", default=0, show_default=True, help="Seed for the subset and all training.")
 @click.option("--size", type=int, default=None, help="Resize images to SIZE x SIZE.")
@@ -157,6 +164,7 @@ def grow(
     polarity,
     levels,
     position,
+    scale,
     device,
     seed,
     size,
@@ -200,6 +208,7 @@ def grow(
         polarity=polarity,
         levels=levels,
         position=position,
+        scale=scale,
         checkpoint_every=checkpoint_every,
         progress=progress,
         threads=threads,

@@ -39,8 +39,9 @@ class TreeClustering(ClusterMixin, BaseEstimator):
     ``settings`` (dict of preset overrides, as ``--set``), ``device``, ``threads``,
     ``size``/``channels`` (conversions applied to every X), ``verbose`` (print
     progress to stderr), ``leaf_order`` (``mass`` or ``supported``, as ``--leaf-order``),
-    ``polarity``, ``levels`` and ``position`` (``auto`` or ``off``, as ``--polarity``,
-    ``--levels`` and ``--position``; None: auto for a new tree).
+    ``polarity``, ``levels``, ``position`` and ``scale`` (``auto`` or ``off``, as
+    ``--polarity``, ``--levels``, ``--position`` and ``--scale``; None: auto for a new
+    tree).
 
     Attributes after ``fit``: ``labels_`` int64 ``[N]`` (leaf index per image, in
     ``tree_.leaves`` order), ``tree_`` (:class:`hctree.Tree`), ``n_leaves_``,
@@ -66,6 +67,7 @@ class TreeClustering(ClusterMixin, BaseEstimator):
         polarity: str | None = None,
         levels: str | None = None,
         position: str | None = None,
+        scale: str | None = None,
     ):
         self.n_leaves = n_leaves
         self.splitter = splitter
@@ -84,6 +86,7 @@ class TreeClustering(ClusterMixin, BaseEstimator):
         self.polarity = polarity
         self.levels = levels
         self.position = position
+        self.scale = scale
 
     def _images(self, X: Any) -> ImageSet:
         if isinstance(X, ImageSet):
@@ -115,6 +118,7 @@ class TreeClustering(ClusterMixin, BaseEstimator):
             polarity=self.polarity,
             levels=self.levels,
             position=self.position,
+            scale=self.scale,
         )
         self.tree_: Tree = tree
         self.memberships_ = tree.memberships()

@@ -252,7 +252,7 @@ def _check_same(
 
 
 def _check_rules(record: TreeRecord, path: Path, data: ImageSet, modes: dict) -> None:
-    """Refuse a ``--polarity``/``--levels``/``--position`` option that would decide
+    """Refuse a ``--polarity``/``--levels``/``--position``/``--scale`` option that would decide
     otherwise than the stored tree (hctree.prepare)."""
     clashes = prepare.conflicts(data.images, record.attrs, modes)
     if clashes:
@@ -279,6 +279,8 @@ _RULE_MESSAGES = {
     "white for training (--levels off keeps them as given)",
     "position": "position: the objects sit at varying places; {n} images are moved to put "
     "each object's bounding box in the middle for training (--position off keeps them as given)",
+    "scale": "scale: the objects come at varying sizes; {n} images are resampled so that each "
+    "object fills the frame for training (--scale off keeps them as given)",
 }
 
 
@@ -319,6 +321,7 @@ def grow(
     polarity: str | None = None,
     levels: str | None = None,
     position: str | None = None,
+    scale: str | None = None,
     batch_splits: int = 1,
 ) -> Tree:
     """Grow (or resume growing) the tree in ``out`` until it has ``leaves`` leaves.
@@ -347,7 +350,9 @@ def grow(
     white (hctree.levels), after the polarity rule. ``position`` (the same choices):
     whether a set whose objects sit at varying places is trained on with every image
     moved to put its object's bounding box in the middle (hctree.position), after the levels
-    rule. ``batch_splits`` > 1 trains up
+    rule. ``scale`` (the same choices): whether a set whose objects come at varying
+    sizes is trained on with every object resampled to fill the frame (hctree.scale),
+    after the position rule. ``batch_splits`` > 1 trains up
     to that many leaves' splits at once in this process, the same stage of several
     nodes as one batched step (a GPU option; the same computation up to float
     rounding, hctree.splitters.hcmgan_frontier).
@@ -371,7 +376,7 @@ def grow(
         )
     if branching is not None and branching < 2:
         raise HCTreeError(f"--branching must be at least 2, not {branching}.")
-    modes = {"polarity": polarity, "levels": levels, "position": position}
+    modes = {"polarity": polarity, "levels": levels, "position": position, "scale": scale}
     prepare.check_modes(modes)
     if leaf_order is not None and leaf_order not in LEAF_ORDERS:
         raise HCTreeError(

@@ -1,6 +1,6 @@
 """The images the networks see: a tree's set-level rules, applied in order.
 
-Each rule (hctree.polarity, hctree.levels, then hctree.position) looks at the whole
+Each rule (hctree.polarity, hctree.levels, hctree.position, then hctree.scale) looks at the whole
 set once, when a tree is created, and decides whether to change its images; the
 decisions are stored as root attributes under the rule's ``NAME``. Training,
 resuming and ``assign`` then apply the stored decisions in the same order, so new
@@ -13,10 +13,10 @@ from types import ModuleType
 
 import numpy as np
 
-from hctree import levels, polarity, position
+from hctree import levels, polarity, position, scale
 from hctree.errors import HCTreeError
 
-RULES: tuple[ModuleType, ...] = (polarity, levels, position)
+RULES: tuple[ModuleType, ...] = (polarity, levels, position, scale)
 
 
 def check_modes(modes: dict[str, str | None]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hctree import levels, polarity, position
+from hctree import levels, polarity, position, scale
 from hctree.tree import Tree
 
 
@@ -40,6 +40,8 @@ def tree_text(tree: Tree, top: int = 3) -> str:
         head += ", every image stretched from black to white (levels)"
     if position.stored(attrs) != position.AS_GIVEN:
         head += ", every object moved to the middle (position)"
+    if scale.stored(attrs) == scale.FITTED:
+        head += ", every object enlarged to fill the frame (scale)"
     lines = [head]
     width = max(2 * n.depth + len(n.name) for n in tree.nodes.values()) + 2
 

@@ -5,9 +5,9 @@ loosely by different amounts, lets a network split it by how large the object is
 hctree settles the size before training, as it settles the position
 (hctree.position):
 
-- An image's *object* is the bounding box of its foreground (the pixels more than
-  ``position.PLAIN_TOL`` grey levels from the median of its border, in some
-  channel); its *size* is the box's larger side.
+- An image's *object* is the bounding box of its foreground (``position.boxes``:
+  the pixels more than ``position.PLAIN_TOL`` grey levels from the median of its
+  border, in some channel); its *size* is the box's larger side.
 - Only a set of objects on plain backgrounds is judged (``position.MIN_PLAIN``,
   as for position). The set's sizes *vary* when their standard deviation is at
   least ``MIN_SPREAD`` of the frame's side. Sets whose objects fill the frame
@@ -40,33 +40,12 @@ MODES = ("auto", "off")
 
 MIN_SPREAD = 0.1  # spread of the objects' sizes, as a share of the side, for sizes to vary
 MIN_SIDE = 4  # a smaller box is left as it is: too small to be an object
-_CHUNK = 4096  # images measured or resampled at a time (bounds the float copy)
-
-
-def boxes(images: np.ndarray) -> np.ndarray:
-    """Each image's foreground bounding box ``(top, left, height, width)`` in pixels,
-    int ``[N, 4]`` (all zero for an image with no foreground).
-
-    images: uint8 ``[N, C, H, W]``.
-    """
-    n, _, h, w = images.shape
-    out = np.zeros((n, 4), np.int64)
-    for start in range(0, n, _CHUNK):
-        part = images[start : start + _CHUNK]
-        diff = np.abs(part.astype(np.float32) - position.backgrounds(part)[:, :, None, None])
-        mask = (diff > position.PLAIN_TOL).any(1)
-        for axis, (lines, side) in enumerate(((mask.any(2), h), (mask.any(1), w))):
-            some = np.flatnonzero(lines.any(1))
-            first = lines[some].argmax(1)
-            last = side - 1 - lines[some, ::-1].argmax(1)
-            out[start + some, axis] = first
-            out[start + some, 2 + axis] = last - first + 1
-    return out
+_CHUNK = 4096  # images resampled at a time (bounds the float copy)
 
 
 def sizes(images: np.ndarray) -> np.ndarray:
     """Each image's object size: its foreground box's larger side in pixels, int ``[N]``."""
-    return boxes(images)[:, 2:].max(1)
+    return position.boxes(images)[:, 2:].max(1)
 
 
 def spread(images: np.ndarray) -> float:
@@ -109,7 +88,7 @@ def apply(images: np.ndarray, decision: str) -> np.ndarray:
     out = np.empty_like(images)
     for start in range(0, len(images), _CHUNK):
         part = images[start : start + _CHUNK]
-        out[start : start + _CHUNK] = fitted(part, boxes(part))
+        out[start : start + _CHUNK] = fitted(part, position.boxes(part))
     return out
 
 

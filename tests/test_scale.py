@@ -8,7 +8,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hctree import scale
+from hctree import position, prepare, scale
+from hctree.assign import assign
+from hctree.data import ImageSet
+from hctree.errors import HCTreeError
+from hctree.grow import grow
+from hctree.report import tree_text
+from tests.test_levels import _with
+from tests.test_position import FAST
 
 
 def _shrunk(images: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -28,7 +35,7 @@ def test_boxes_measure_the_foreground():
     images[1, 0, 10:24, 5:12] = 200
     images[1, 0, 12, 8] = 15  # within the tolerance of the background: not foreground
     np.testing.assert_array_equal(
-        scale.boxes(images), [[3, 17, 6, 6], [10, 5, 14, 7], [0, 0, 0, 0]]
+        position.boxes(images), [[3, 17, 6, 6], [10, 5, 14, 7], [0, 0, 0, 0]]
     )
     np.testing.assert_array_equal(scale.sizes(images), [6, 14, 0])
 
@@ -39,7 +46,7 @@ def test_a_small_object_is_enlarged_to_fill_the_frame_in_the_middle():
     images[1, 0, 10:24, 5:12] = 200  # 14 tall, 7 wide
     images[2, 0, 20:22, 3:5] = 200  # below MIN_SIDE: left as it is
     out = scale.apply(images, scale.FITTED)
-    top, left, height, width = scale.boxes(out).T
+    top, left, height, width = position.boxes(out).T
     assert height[0] == 28 and width[0] == 28
     assert out[0, 0, 2:26, 2:26].min() == 200  # the square's inside stays flat
     assert height[1] == 28 and 14 <= width[1] <= 16  # the aspect ratio is kept
@@ -76,3 +83,34 @@ def test_only_objects_on_plain_backgrounds_are_judged(fmnist):
     shrunk = _shrunk(fmnist.images[:500], seed=2).astype(np.float64)
     noisy = np.clip(shrunk + np.random.default_rng(3).normal(0, 40, shrunk.shape), 0, 255)
     assert scale.decide(noisy.astype(np.uint8)) == scale.AS_GIVEN
+
+
+@pytest.fixture(scope="module")
+def pair(fmnist, fmnist_classes) -> ImageSet:
+    return fmnist_classes(fmnist, [1, 7], per_class=60, seed=3)
+
+
+def test_a_shrunk_set_grows_the_tree_of_its_fitted_images(pair, tmp_path):
+    shrunk = _with(pair, _shrunk(pair.images, seed=4))
+    decisions = prepare.decide(shrunk.images, {})
+    assert decisions["scale"] == scale.FITTED  # after the levels rule stretched them
+    fitted = _with(pair, prepare.apply(shrunk.images, decisions))
+    assert prepare.decide(fitted.images, {})["scale"] == scale.AS_GIVEN
+    kw = {"preset": "tiny", "overrides": FAST, "seed": 2, "threads": 1}
+    plain = grow(fitted, tmp_path / "plain.h5", 2, **kw)
+    tree = grow(shrunk, tmp_path / "shrunk.h5", 2, **kw)
+    assert tree.attrs["scale"] == scale.FITTED
+    assert plain.attrs["scale"] == scale.AS_GIVEN
+    np.testing.assert_array_equal(tree.memberships(), plain.memberships())
+    routed = assign(tree, shrunk, device="cpu")
+    np.testing.assert_allclose(routed, tree.memberships(), atol=1e-4)
+    assert "enlarged to fill the frame" in tree_text(tree)
+    assert "enlarged to fill the frame" not in tree_text(plain)
+
+    out = tmp_path / "shrunk.h5"
+    before = out.read_bytes()
+    with pytest.raises(HCTreeError, match="scale"):
+        grow(shrunk, out, 3, scale="off", threads=1)
+    assert out.read_bytes() == before
+    off = grow(shrunk, tmp_path / "off.h5", 2, scale="off", **kw)
+    assert off.attrs["scale"] == scale.AS_GIVEN
