@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from hctree.chunks import images_per_chunk
+
 NAME = "levels"
 AS_GIVEN = "as-given"
 STRETCHED = "stretched"
@@ -33,7 +35,6 @@ MODES = ("auto", "off")
 LOW, HIGH = 25, 230  # an image spans the range when its min <= LOW and max >= HIGH
 MIN_SHARE = 0.1  # share of images not spanning it for the set's exposure to vary
 MIN_RANGE = 8  # an image with a smaller range is too flat to stretch
-_CHUNK = 4096  # images stretched at a time (bounds the float copy)
 
 
 def ranges(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -79,13 +80,14 @@ def apply(images: np.ndarray, decision: str) -> np.ndarray:
     if decision == AS_GIVEN:
         return images
     out = np.empty_like(images)
-    for start in range(0, len(images), _CHUNK):
-        part = images[start : start + _CHUNK]
+    chunk = images_per_chunk(images)
+    for start in range(0, len(images), chunk):
+        part = images[start : start + chunk]
         low, high = ranges(part)
         span = (high.astype(np.float32) - low)[:, None, None, None]
         flat = span < MIN_RANGE
         lowest = low[:, None, None, None].astype(np.float32)
         scaled = (part - lowest) * (255.0 / np.maximum(span, 1))
         stretched = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
-        out[start : start + _CHUNK] = np.where(flat, part, stretched)
+        out[start : start + chunk] = np.where(flat, part, stretched)
     return out

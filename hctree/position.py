@@ -38,6 +38,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from hctree.chunks import images_per_chunk
+
 NAME = "position"
 AS_GIVEN = "as-given"
 BOXED = "box-centred"  # each foreground's bounding box in the middle
@@ -48,7 +50,6 @@ MODES = ("auto", "off")
 MIN_SPREAD = 0.075  # spread of the centres, as a share of the side, for positions to vary
 PLAIN_TOL, PLAIN_SHARE = 8, 0.75  # a plain border: this share of its pixels this close
 MIN_PLAIN = 0.5  # share of images with a plain border for the set to be judged
-_CHUNK = 4096  # images measured at a time (bounds the float copy)
 
 
 def _border(images: np.ndarray) -> np.ndarray:
@@ -70,10 +71,11 @@ def backgrounds(images: np.ndarray) -> np.ndarray:
 def plain_borders(images: np.ndarray) -> np.ndarray:
     """Which images have a plain border (see the module docstring), bool ``[N]``."""
     out = np.empty(len(images), bool)
-    for start in range(0, len(images), _CHUNK):
-        part = images[start : start + _CHUNK]
+    chunk = images_per_chunk(images)
+    for start in range(0, len(images), chunk):
+        part = images[start : start + chunk]
         close = np.abs(_border(part) - backgrounds(part)[:, :, None]) <= PLAIN_TOL
-        out[start : start + _CHUNK] = close.all(1).mean(1) >= PLAIN_SHARE
+        out[start : start + chunk] = close.all(1).mean(1) >= PLAIN_SHARE
     return out
 
 
@@ -83,15 +85,16 @@ def centres(images: np.ndarray) -> np.ndarray:
     n, _, h, w = images.shape
     out = np.empty((n, 2), np.float64)
     rows, cols = np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64)
-    for start in range(0, n, _CHUNK):
-        part = images[start : start + _CHUNK]
+    chunk = images_per_chunk(images)
+    for start in range(0, n, chunk):
+        part = images[start : start + chunk]
         fg = np.abs(part.astype(np.float32) - backgrounds(part)[:, :, None, None]).sum(1)
         mass = fg.sum((1, 2), dtype=np.float64)
         empty = mass <= 0
         mass[empty] = 1.0
-        out[start : start + _CHUNK, 0] = fg.sum(2, dtype=np.float64) @ rows / mass
-        out[start : start + _CHUNK, 1] = fg.sum(1, dtype=np.float64) @ cols / mass
-        out[start : start + _CHUNK][empty] = ((h - 1) / 2, (w - 1) / 2)
+        out[start : start + chunk, 0] = fg.sum(2, dtype=np.float64) @ rows / mass
+        out[start : start + chunk, 1] = fg.sum(1, dtype=np.float64) @ cols / mass
+        out[start : start + chunk][empty] = ((h - 1) / 2, (w - 1) / 2)
     return out
 
 
@@ -104,8 +107,9 @@ def boxes(images: np.ndarray) -> np.ndarray:
     """
     n, _, h, w = images.shape
     out = np.zeros((n, 4), np.int64)
-    for start in range(0, n, _CHUNK):
-        part = images[start : start + _CHUNK]
+    chunk = images_per_chunk(images)
+    for start in range(0, n, chunk):
+        part = images[start : start + chunk]
         diff = np.abs(part.astype(np.float32) - backgrounds(part)[:, :, None, None])
         mask = (diff > PLAIN_TOL).any(1)
         for axis, (lines, side) in enumerate(((mask.any(2), h), (mask.any(1), w))):

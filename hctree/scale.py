@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from hctree import position
+from hctree.chunks import images_per_chunk
 
 NAME = "scale"
 AS_GIVEN = "as-given"
@@ -40,7 +41,6 @@ MODES = ("auto", "off")
 
 MIN_SPREAD = 0.1  # spread of the objects' sizes, as a share of the side, for sizes to vary
 MIN_SIDE = 4  # a smaller box is left as it is: too small to be an object
-_CHUNK = 4096  # images resampled at a time (bounds the float copy)
 
 
 def sizes(images: np.ndarray) -> np.ndarray:
@@ -86,9 +86,10 @@ def apply(images: np.ndarray, decision: str) -> np.ndarray:
     if decision == AS_GIVEN or len(images) == 0:
         return images
     out = np.empty_like(images)
-    for start in range(0, len(images), _CHUNK):
-        part = images[start : start + _CHUNK]
-        out[start : start + _CHUNK] = fitted(part, position.boxes(part))
+    chunk = images_per_chunk(images)
+    for start in range(0, len(images), chunk):
+        part = images[start : start + chunk]
+        out[start : start + chunk] = fitted(part, position.boxes(part))
     return out
 
 
