@@ -294,13 +294,17 @@ def test_spectral_labels_with_parts_never_keep_a_worse_cut():
 
 
 def _arcs_and_a_knot() -> tuple[torch.Tensor, np.ndarray]:
-    """Two 300-row arcs of the equator with gaps between them, and 20 near-identical
-    rows at the pole that no other row has among its nearest neighbours."""
+    """Two 300-row arcs of the equator joined across their two gaps by three rows each
+    (label 3), and 20 near-identical rows at the pole that no other row has among its
+    nearest neighbours: cutting off the knot cuts no edge at all, parting the arcs
+    cuts only the bridges' few."""
     angles = np.radians(np.concatenate([np.linspace(0, 160, 300), np.linspace(180, 340, 300)]))
+    bridges = np.radians(np.concatenate([np.linspace(165, 175, 3), np.linspace(345, 355, 3)]))
+    angles = np.concatenate([angles, bridges])
     ring = np.stack([np.cos(angles), np.sin(angles), np.zeros_like(angles)], 1)
     knot = np.array([0, 0, 1.0]) + np.random.default_rng(0).normal(0, 0.01, (20, 3))
     x = F.normalize(torch.tensor(np.concatenate([ring, knot]), dtype=torch.float32), dim=1)
-    return x, np.repeat([0, 1, 2], [300, 300, 20])
+    return x, np.repeat([0, 1, 3, 2], [300, 300, 6, 20])
 
 
 def test_a_spectral_floor_seeds_between_the_arcs_not_around_a_knot():
@@ -309,14 +313,14 @@ def test_a_spectral_floor_seeds_between_the_arcs_not_around_a_knot():
     x, truth = _arcs_and_a_knot()
     w = torch.ones(len(x))
     free = spectral_labels(x, w, 2, torch.Generator().manual_seed(0), parts=8).numpy()
-    assert sorted(np.bincount(free)) == [20, 600]  # the knot alone: the thinnest cut
+    assert sorted(np.bincount(free)) == [20, 606]  # the knot alone: the thinnest cut
     notes: dict[str, float] = {}
     floored = spectral_labels(
         x, w, 2, torch.Generator().manual_seed(0), parts=8, floor=0.05, notes=notes
     ).numpy()
     arcs = truth < 2
     assert len(set(zip(floored[arcs], truth[arcs], strict=True))) == 2  # arcs whole, apart
-    assert notes == {"refused_share": pytest.approx(20 / 620)}
+    assert notes == {"refused_share": pytest.approx(20 / 626)}
 
 
 def test_merge_parts_joins_a_part_under_the_floor_to_its_neighbour_first():
