@@ -15,24 +15,21 @@ def test_large_images_come_a_few_at_a_time():
     assert chunks.images_per_chunk(np.zeros((1, 3, 8192, 8192), np.uint8)) == 1
 
 
+def _every_rule(images: np.ndarray) -> tuple[np.ndarray, ...]:
+    return (
+        levels.apply(images, levels.STRETCHED),
+        position.apply(images, position.BOXED),
+        position.apply(images, position.CENTRED),
+        scale.apply(images, scale.FITTED),
+        position.plain_borders(images),
+    )
+
+
 def test_the_rules_give_the_same_images_in_small_chunks(fmnist, monkeypatch):
     images = _shrunk(fmnist.images[:300], seed=5)
     images[::3] //= 3  # some dimmed, for the levels rule
-    whole = (
-        levels.apply(images, levels.STRETCHED),
-        position.apply(images, position.BOXED),
-        position.apply(images, position.CENTRED),
-        scale.apply(images, scale.FITTED),
-        position.plain_borders(images),
-    )
+    whole = _every_rule(images)
     monkeypatch.setattr(chunks, "MAX_VALUES", 7 * 28 * 28)  # seven images at a time
     assert chunks.images_per_chunk(images) == 7
-    parts = (
-        levels.apply(images, levels.STRETCHED),
-        position.apply(images, position.BOXED),
-        position.apply(images, position.CENTRED),
-        scale.apply(images, scale.FITTED),
-        position.plain_borders(images),
-    )
-    for a, b in zip(whole, parts, strict=True):
+    for a, b in zip(whole, _every_rule(images), strict=True):
         np.testing.assert_array_equal(a, b)
