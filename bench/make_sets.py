@@ -40,6 +40,9 @@ Each set is an ``.npz`` with ``images`` (uint8, N x H x W or N x H x W x 3),
   which size settings are chosen, so that ``zoomed`` stays held out.
 - ``rotated``: 5,000 Fashion-MNIST images turned about their centre by an angle
   drawn uniformly from [-25, 25] degrees (bilinear): orientation is a nuisance.
+- ``rotated-dev``: 4,000 images of the four ``tinted-dev`` classes, turned the same
+  way, with the angle's quarter of the range as ``nuisance``: the set on which
+  orientation settings are chosen, so that ``rotated`` stays held out.
 - ``scattered``: 5,000 Fashion-MNIST images shrunk by a factor drawn from [0.5, 0.9]
   and placed at a random spot where the whole object stays in the frame: size and
   position are both nuisances. Both made after the scale rule was fixed.
@@ -210,13 +213,21 @@ def _warped(images: np.ndarray, theta: torch.Tensor) -> np.ndarray:
     return out[:, 0].clamp(0, 255).round().to(torch.uint8).numpy()
 
 
-def rotated(rng: np.random.Generator, n=5000):
-    images, labels, names = _fashion(n, rng)
-    angle = np.deg2rad(rng.uniform(-25, 25, size=len(images)))
+def rotated(rng: np.random.Generator, n=5000, classes=None, angles=False):
+    images, labels, names = _fashion(n, rng, classes=None if classes is None else list(classes))
+    degrees = rng.uniform(-25, 25, size=len(images))
+    angle = np.deg2rad(degrees)
     theta = torch.zeros(len(images), 2, 3)
     theta[:, 0, 0] = theta[:, 1, 1] = torch.from_numpy(np.cos(angle)).float()
     theta[:, 0, 1] = torch.from_numpy(-np.sin(angle)).float()
     theta[:, 1, 0] = torch.from_numpy(np.sin(angle)).float()
+    if angles:  # the nuisance itself: the angle's quarter of the range
+        return (
+            _warped(images, theta),
+            labels,
+            names,
+            {"nuisance": np.digitize(degrees, [-12.5, 0, 12.5])},
+        )
     return _warped(images, theta), labels, names
 
 
@@ -319,6 +330,7 @@ def main() -> None:
               "noisy-dev": lambda rng: noisy(rng, 4000, (0, 3, 5, 9), levels=True),
               "zoomed-dev": lambda rng: zoomed(rng, 4000, (0, 3, 5, 9), scales=True),
               "rotated": rotated, "scattered": scattered,
+              "rotated-dev": lambda rng: rotated(rng, 4000, (0, 3, 5, 9), angles=True),
               "digits-moved": digits_moved}  # fmt: skip
     for name in args.sets.split(","):
         images, labels, names, *extra = makers[name](np.random.default_rng(2026))
