@@ -79,6 +79,12 @@ def plain_borders(images: np.ndarray) -> np.ndarray:
     return out
 
 
+def objects_on_plain_backgrounds(images: np.ndarray) -> bool:
+    """Whether a set is judged by the position and scale rules: two images or more, at
+    least ``MIN_PLAIN`` of them with a plain border (see the module docstring)."""
+    return len(images) >= 2 and plain_borders(images).mean() >= MIN_PLAIN
+
+
 def centres(images: np.ndarray) -> np.ndarray:
     """Each image's foreground centre of mass ``(row, column)`` in pixels, float ``[N, 2]``
     (the middle of the frame for an image with no foreground)."""
@@ -152,7 +158,7 @@ def decide(images: np.ndarray, mode: str = "auto") -> str:
     """
     if mode not in MODES:
         raise ValueError(f"position mode must be one of {MODES}, not {mode!r}")
-    if mode == "off" or len(images) < 2 or plain_borders(images).mean() < MIN_PLAIN:
+    if mode == "off" or not objects_on_plain_backgrounds(images):
         return AS_GIVEN
     return BOXED if spread(images) >= MIN_SPREAD else AS_GIVEN
 

@@ -68,9 +68,7 @@ def decide(images: np.ndarray, mode: str = "auto") -> str:
     """
     if mode not in MODES:
         raise ValueError(f"scale mode must be one of {MODES}, not {mode!r}")
-    if mode == "off" or len(images) < 2:
-        return AS_GIVEN
-    if position.plain_borders(images).mean() < position.MIN_PLAIN:
+    if mode == "off" or not position.objects_on_plain_backgrounds(images):
         return AS_GIVEN
     return FITTED if spread(images) >= MIN_SPREAD else AS_GIVEN
 
