@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
+from set_copy import read_set, write_set
 
 from hctree import position
 
@@ -24,13 +24,10 @@ def main() -> None:
     parser.add_argument("target")
     parser.add_argument("--centre", choices=["com", "box"], default="box")
     args = parser.parse_args()
-    arrays = dict(np.load(args.source))
-    images = arrays["images"]
-    four = images if images.ndim == 4 else images[:, None]  # N x H x W: grey
+    arrays, four = read_set(args.source)
     where = position.centres(four) if args.centre == "com" else position.box_middles(four)
     moved = position.recentred(four, where)
-    arrays["images"] = moved if images.ndim == 4 else moved[:, 0]
-    np.savez_compressed(args.target, **arrays)
+    write_set(args.target, arrays, moved)
     print(f"{args.target}: {len(moved)} images recentred by their {args.centre}")
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
+from set_copy import read_set, write_set
 
 from hctree import prepare, scale
 
@@ -22,15 +22,12 @@ def main() -> None:
     parser.add_argument("source")
     parser.add_argument("target")
     args = parser.parse_args()
-    arrays = dict(np.load(args.source))
-    images = arrays["images"]
-    four = images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
-    decisions = prepare.decide(four, {})
+    arrays, four = read_set(args.source)
+    decisions = prepare.decide(four, {"scale": "off"})  # the rule on screen comes last
     before = prepare.apply(four, decisions)
     print(f"{args.source}: {decisions}, size spread {scale.spread(before):.3f}")
     moved = scale.apply(before, scale.FITTED)
-    arrays["images"] = moved[:, 0] if images.ndim == 3 else moved.transpose(0, 2, 3, 1)
-    np.savez_compressed(args.target, **arrays)
+    write_set(args.target, arrays, moved)
     print(f"{args.target}: {len(moved)} images, size spread {scale.spread(moved):.3f}")
 
 

@@ -18,6 +18,7 @@ import argparse
 import numpy as np
 import torch
 import torch.nn.functional as F
+from set_copy import read_set, write_set
 
 from hctree import position, prepare
 
@@ -62,14 +63,11 @@ def main() -> None:
     parser.add_argument("target")
     parser.add_argument("--elongation", type=float, default=1.5)
     args = parser.parse_args()
-    arrays = dict(np.load(args.source))
-    images = arrays["images"]
-    four = images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
+    arrays, four = read_set(args.source)
     before = prepare.apply(four, prepare.decide(four, {}))
     tilt = tilts(before, args.elongation)
     after = turned(before, tilt)
-    arrays["images"] = after[:, 0] if images.ndim == 3 else after.transpose(0, 2, 3, 1)
-    np.savez_compressed(args.target, **arrays)
+    write_set(args.target, arrays, after)
     left = tilts(after, args.elongation)
     print(
         f"{args.target}: {np.mean(tilt != 0):.0%} turned; tilt sd {np.degrees(tilt.std()):.1f}"
