@@ -26,6 +26,7 @@ def augment(
     invert: float = 0.0,
     flip: float = 0.5,
     shift: float = 0.0,
+    rotate: float = 0.0,
 ) -> torch.Tensor:
     """A random view of real images float ``[B,C,H,W]`` in [-1, 1] (same shape).
 
@@ -40,7 +41,9 @@ def augment(
     everything else, so ``invert=0`` leaves the views of earlier versions as they were).
     With ``shift`` > 0, the crop also moves by up to that fraction of the image's
     side each way, past the edge (whose pixels extend the image), so an object's
-    position is something a view may change.
+    position is something a view may change. With ``rotate`` > 0, the crop also turns
+    about its middle by an angle drawn from ``[-rotate, rotate]`` degrees, so a tilt
+    is something a view may change.
     """
     b, c = x.shape[:2]
     u = torch.rand(b, 10, generator=gen, device=x.device)
@@ -55,9 +58,17 @@ def augment(
         move = 2 * shift * (2 * torch.rand(b, 2, generator=gen, device=x.device) - 1)
         cx, cy = cx + move[:, 0], cy + move[:, 1]
     mirror = torch.where(u[:, 4] < flip, -1.0, 1.0)
-    zero = torch.zeros_like(sx)
+    cos, sin = torch.ones_like(sx), torch.zeros_like(sx)
+    if rotate > 0:  # drawn only then, so rotate=0 keeps earlier versions' views
+        turn = torch.rand(b, generator=gen, device=x.device)
+        angle = math.radians(rotate) * (2 * turn - 1)
+        cos, sin = angle.cos(), angle.sin()
     theta = torch.stack(
-        [torch.stack([sx * mirror, zero, cx], 1), torch.stack([zero, sy, cy], 1)], dim=1
+        [
+            torch.stack([sx * mirror * cos, -sy * sin, cx], 1),
+            torch.stack([sx * mirror * sin, sy * cos, cy], 1),
+        ],
+        dim=1,
     )
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     view = F.grid_sample(x, grid, padding_mode="border", align_corners=False)

@@ -133,16 +133,17 @@ def view_mean_features(
 
     embed: float images in [-1, 1] -> features; images: uint8 ``[M, C, H, W]``. The
     views are the splitter's own (``config.crop_scale_min``, ``tint``, ``invert``, ``flip``,
-    ``view_shift``).
+    ``view_shift``, ``view_rotate``).
     """
     gen = make_generator(seed, images.device)
     crop = float(getattr(config, "crop_scale_min", 0.4))
     tint, invert = float(getattr(config, "tint", 0.0)), float(getattr(config, "invert", 0.0))
     flip = float(getattr(config, "flip", 0.5))
     shift = float(getattr(config, "view_shift", 0.0))
+    rotate = float(getattr(config, "view_rotate", 0.0))
 
     def view(x: torch.Tensor) -> torch.Tensor:
-        return augment(x, crop, gen, tint, invert, flip, shift)
+        return augment(x, crop, gen, tint, invert, flip, shift, rotate)
 
     out = [
         view_mean(embed, view, to_unit(images[start : start + batch]), views)

@@ -102,6 +102,7 @@ class Config:
     invert: float = 0.0  # probability that a view's grey levels are inverted
     flip: float = 0.5  # probability that a view is mirrored left to right
     view_shift: float = 0.0  # a view's crop moves by up to this fraction of the side
+    view_rotate: float = 0.0  # a view's crop turns by up to this many degrees either way
     compile: str = "off"  # off | inductor | cudagraphs | trace: torch.compile the networks
     batch_groups: bool = False  # a refinement's k groups trained as one batched model (GPU)
     inherit: bool = False  # start discriminators from the parent split's trunk
@@ -201,6 +202,8 @@ class Config:
             raise HCTreeError("setting crop_scale_min must lie in (0, 1].")
         if not 0 <= self.view_shift <= 0.5:
             raise HCTreeError("setting view_shift must lie in [0, 0.5].")
+        if not 0 <= self.view_rotate <= 180:
+            raise HCTreeError("setting view_rotate must lie in [0, 180] degrees.")
 
 
 # Short budgets (cpu, tiny) learn much faster with BatchNorm in the generators, 3x3
@@ -700,7 +703,14 @@ def _two_views(clean: torch.Tensor, config: Config, gen: torch.Generator) -> tor
 def _view(x: torch.Tensor, config: Config, gen: torch.Generator) -> torch.Tensor:
     """One random view of real images float ``[B, C, H, W]``, with the config's view settings."""
     return augment(
-        x, config.crop_scale_min, gen, config.tint, config.invert, config.flip, config.view_shift
+        x,
+        config.crop_scale_min,
+        gen,
+        config.tint,
+        config.invert,
+        config.flip,
+        config.view_shift,
+        config.view_rotate,
     )
 
 
