@@ -29,9 +29,7 @@ def main() -> None:
         nuisance = nuisance_of(args.data, tree.n)
         if nuisance is None:
             raise SystemExit(f"{args.data} has no nuisance array for {tree.n} images.")
-        cuts = {
-            k: round(nmi(nuisance, tree.cut(k).assignments()), 3) for k in tree.cut_sizes()[1:]
-        }
+        cuts = {k: round(nmi(nuisance, tree.cut(k).assignments()), 3) for k in tree.cut_sizes()[1:]}
         row = {
             "tree": path,
             "leaves": len(tree.leaves),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -14,6 +16,7 @@ from hctree.kmeans import weighted_kmeans
 from hctree.splitters import make_config
 from hctree.splitters.base import MemoryCheckpointer
 from hctree.splitters.hcmgan import (
+    Config,
     HCMGANSplitter,
     _build_nets,
     _children_from_features,
@@ -164,6 +167,36 @@ def test_shift_moves_a_view_by_at_most_its_fraction_of_the_side():
     offset = (dot(moved) - dot(still)).abs()
     assert offset.max() <= 0.15 * 28 / 0.75**0.5 + 0.1
     assert (offset.amax(dim=1) >= 1).float().mean() > 0.5
+
+
+def test_rotate_turns_a_view_by_at_most_its_angle():
+    """A horizontal bar stays level in whole-image views without a turn; with
+    rotate=20 its axis (second moments) tilts both ways, by at most 20 degrees
+    (plus what the crop's aspect ratio, at most 4/3, stretches out of it)."""
+    x = -torch.ones(64, 1, 28, 28)
+    x[:, :, 13:15, 4:24] = 1.0
+
+    def tilt(views: torch.Tensor) -> torch.Tensor:  # the bar's axis, degrees from level
+        w = (views[:, 0] + 1).clamp(min=0)
+        rows, cols = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
+        mass = w.sum(dim=(1, 2))
+        r = (w * rows).sum(dim=(1, 2)) / mass
+        c = (w * cols).sum(dim=(1, 2)) / mass
+        dr, dc = rows - r[:, None, None], cols - c[:, None, None]
+        srr, scc = (w * dr * dr).sum(dim=(1, 2)), (w * dc * dc).sum(dim=(1, 2))
+        src = (w * dr * dc).sum(dim=(1, 2))
+        return torch.rad2deg(0.5 * torch.atan2(2 * src, scc - srr))
+
+    level = augment(x, 1.0, torch.Generator().manual_seed(2), flip=0.0)
+    turned = augment(x, 1.0, torch.Generator().manual_seed(2), flip=0.0, rotate=20.0)
+    assert torch.equal(level, augment(x, 1.0, torch.Generator().manual_seed(2), flip=0.0, rotate=0))
+    assert tilt(level).abs().max() < 0.5
+    angles = tilt(turned)
+    bound = math.degrees(math.atan(math.tan(math.radians(20)) * (4 / 3) ** 0.5))
+    assert angles.abs().max() <= bound + 0.5
+    assert (angles > 5).any() and (angles < -5).any()
+    with pytest.raises(HCTreeError, match="view_rotate"):
+        Config(view_rotate=-1.0).validate()
 
 
 def test_views_change_colour_casts_and_the_losses_measure_agreement():
