@@ -3,8 +3,6 @@ that a tree of such a set is the tree of its stretched images."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import h5py
 import numpy as np
 import pytest
@@ -14,20 +12,14 @@ from cli.main import cli
 from hctree import levels, prepare
 from hctree.assign import assign
 from hctree.check import check_tree
-from hctree.data import ImageSet, fingerprint
+from hctree.data import ImageSet
 from hctree.errors import HCTreeError
 from hctree.grow import grow
-from hctree.report import tree_text
 from hctree.store import read_tree
 from hctree.tree import open_tree
+from tests.rule_trees import FAST, grows_the_tree_of_its_prepared_images, with_images
 
-FAST = {"raw_iters": "30", "refinements": "0"}
 GAINS = np.array([1.0, 0.75, 0.5, 0.3])
-
-
-def _with(data: ImageSet, images: np.ndarray) -> ImageSet:
-    images = np.ascontiguousarray(images)
-    return dataclasses.replace(data, images=images, fingerprint=fingerprint(images))
 
 
 def _dimmed(images: np.ndarray, seed: int = 0, gain=None, offset: float = 0.0) -> np.ndarray:
@@ -92,26 +84,17 @@ def test_a_few_dim_images_flat_images_and_colour(pair):
 
 
 def test_a_dimmed_set_grows_the_tree_of_its_stretched_images(pair, tmp_path):
-    dim = _with(pair, _dimmed(pair.images, seed=4))
-    stretched = _with(pair, levels.apply(dim.images, levels.STRETCHED))
+    dim = with_images(pair, _dimmed(pair.images, seed=4))
+    stretched = with_images(pair, levels.apply(dim.images, levels.STRETCHED))
     assert levels.decide(stretched.images) == levels.AS_GIVEN
-    kw = {"preset": "tiny", "overrides": FAST, "seed": 2, "threads": 1}
-    plain = grow(stretched, tmp_path / "plain.h5", 2, **kw)
-    tree = grow(dim, tmp_path / "dim.h5", 2, **kw)
-    assert tree.attrs["levels"] == levels.STRETCHED
-    assert plain.attrs["levels"] == levels.AS_GIVEN
-    np.testing.assert_array_equal(tree.memberships(), plain.memberships())
-    routed = assign(tree, dim, device="cpu")
-    np.testing.assert_allclose(routed, tree.memberships(), atol=1e-4)
-    assert "stretched from black to white" in tree_text(tree)
-    assert "stretched" not in tree_text(plain)
-
-    off = grow(dim, tmp_path / "off.h5", 2, levels="off", **kw)
-    assert off.attrs["levels"] == levels.AS_GIVEN
+    phrase = "stretched from black to white"
+    grows_the_tree_of_its_prepared_images(
+        dim, stretched, "levels", levels.STRETCHED, phrase, tmp_path, absent="stretched"
+    )
 
 
 def test_resuming_with_other_levels_is_refused_and_changes_nothing(pair, tmp_path):
-    dim = _with(pair, _dimmed(pair.images, seed=4))
+    dim = with_images(pair, _dimmed(pair.images, seed=4))
     out = tmp_path / "t.h5"
     grow(dim, out, 2, preset="tiny", overrides=FAST, seed=2, threads=1)
     before = out.read_bytes()

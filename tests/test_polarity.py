@@ -3,27 +3,17 @@ mixed set is the tree of the same images all on a dark background."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from cli.main import cli
 from hctree import polarity
-from hctree.assign import assign
-from hctree.data import ImageSet, fingerprint
+from hctree.data import ImageSet
 from hctree.errors import HCTreeError
 from hctree.grow import grow
-from hctree.report import tree_text
 from hctree.store import read_tree
-
-FAST = {"raw_iters": "30", "refinements": "0"}
-
-
-def _with(data: ImageSet, images: np.ndarray) -> ImageSet:
-    images = np.ascontiguousarray(images)
-    return dataclasses.replace(data, images=images, fingerprint=fingerprint(images))
+from tests.rule_trees import FAST, grows_the_tree_of_its_prepared_images, with_images
 
 
 def _half_inverted(
@@ -32,7 +22,7 @@ def _half_inverted(
     flip = np.random.default_rng(seed).random(len(data)) < share
     images = data.images.copy()
     images[flip] = 255 - images[flip]
-    return _with(data, images), flip
+    return with_images(data, images), flip
 
 
 @pytest.fixture(scope="module")
@@ -71,20 +61,10 @@ def test_a_few_negatives_photographs_and_colour_sets(pair):
 
 def test_a_mixed_set_grows_the_tree_of_its_dark_background_images(pair, tmp_path):
     mixed, _ = _half_inverted(pair)
-    kw = {"preset": "tiny", "overrides": FAST, "seed": 2, "threads": 1}
-    plain = grow(pair, tmp_path / "plain.h5", 2, **kw)
-    tree = grow(mixed, tmp_path / "mixed.h5", 2, **kw)
-    assert tree.attrs["polarity"] == polarity.DARK
-    assert plain.attrs["polarity"] == polarity.AS_GIVEN
-    np.testing.assert_array_equal(tree.memberships(), plain.memberships())
-    routed = assign(tree, mixed, device="cpu")
-    np.testing.assert_allclose(routed, tree.memberships(), atol=1e-4)
-
-    assert "light backgrounds inverted" in tree_text(tree)
-    assert "inverted" not in tree_text(plain)
-
-    off = grow(mixed, tmp_path / "off.h5", 2, polarity="off", **kw)
-    assert off.attrs["polarity"] == polarity.AS_GIVEN
+    phrase = "light backgrounds inverted"
+    grows_the_tree_of_its_prepared_images(
+        mixed, pair, "polarity", polarity.DARK, phrase, tmp_path, absent="inverted"
+    )
 
 
 def test_resuming_with_another_polarity_is_refused_and_changes_nothing(pair, tmp_path):

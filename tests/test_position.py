@@ -7,15 +7,11 @@ import numpy as np
 import pytest
 
 from hctree import position, prepare
-from hctree.assign import assign
 from hctree.data import ImageSet
 from hctree.errors import HCTreeError
 from hctree.grow import grow
-from hctree.report import tree_text
 from hctree.store import read_tree
-from tests.test_levels import _with
-
-FAST = {"raw_iters": "30", "refinements": "0"}
+from tests.rule_trees import grows_the_tree_of_its_prepared_images, with_images
 
 
 def _moved(images: np.ndarray, seed: int = 0, most: int = 4) -> np.ndarray:
@@ -130,26 +126,18 @@ def test_only_objects_on_plain_backgrounds_are_judged():
 
 
 def test_a_moved_set_grows_the_tree_of_its_recentred_images(pair, tmp_path):
-    moved = _with(pair, _moved(pair.images, seed=4))
+    moved = with_images(pair, _moved(pair.images, seed=4))
     assert prepare.decide(moved.images, {})["position"] == position.BOXED
-    centred = _with(pair, position.apply(moved.images, position.BOXED))
+    centred = with_images(pair, position.apply(moved.images, position.BOXED))
     assert position.decide(centred.images) == position.AS_GIVEN
-    kw = {"preset": "tiny", "overrides": FAST, "seed": 2, "threads": 1}
-    plain = grow(centred, tmp_path / "plain.h5", 2, **kw)
-    tree = grow(moved, tmp_path / "moved.h5", 2, **kw)
-    assert tree.attrs["position"] == position.BOXED
-    assert plain.attrs["position"] == position.AS_GIVEN
-    np.testing.assert_array_equal(tree.memberships(), plain.memberships())
-    routed = assign(tree, moved, device="cpu")
-    np.testing.assert_allclose(routed, tree.memberships(), atol=1e-4)
-    assert "moved to the middle" in tree_text(tree)
-    assert "moved to the middle" not in tree_text(plain)
+    phrase = "moved to the middle"
+    grows_the_tree_of_its_prepared_images(
+        moved, centred, "position", position.BOXED, phrase, tmp_path
+    )
 
-    out = tmp_path / "moved.h5"
+    out = tmp_path / "position.h5"  # the tree of moved images
     before = out.read_bytes()
     with pytest.raises(HCTreeError, match="position"):
         grow(moved, out, 3, position="off", threads=1)
     assert out.read_bytes() == before
     assert read_tree(out).attrs["position"] == position.BOXED
-    off = grow(moved, tmp_path / "off.h5", 2, position="off", **kw)
-    assert off.attrs["position"] == position.AS_GIVEN

@@ -9,13 +9,10 @@ import torch
 import torch.nn.functional as F
 
 from hctree import position, prepare, scale
-from hctree.assign import assign
 from hctree.data import ImageSet
 from hctree.errors import HCTreeError
 from hctree.grow import grow
-from hctree.report import tree_text
-from tests.test_levels import _with
-from tests.test_position import FAST
+from tests.rule_trees import grows_the_tree_of_its_prepared_images, with_images
 
 
 def _shrunk(images: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -91,26 +88,16 @@ def pair(fmnist, fmnist_classes) -> ImageSet:
 
 
 def test_a_shrunk_set_grows_the_tree_of_its_fitted_images(pair, tmp_path):
-    shrunk = _with(pair, _shrunk(pair.images, seed=4))
+    shrunk = with_images(pair, _shrunk(pair.images, seed=4))
     decisions = prepare.decide(shrunk.images, {})
     assert decisions["scale"] == scale.FITTED  # after the levels rule stretched them
-    fitted = _with(pair, prepare.apply(shrunk.images, decisions))
+    fitted = with_images(pair, prepare.apply(shrunk.images, decisions))
     assert prepare.decide(fitted.images, {})["scale"] == scale.AS_GIVEN
-    kw = {"preset": "tiny", "overrides": FAST, "seed": 2, "threads": 1}
-    plain = grow(fitted, tmp_path / "plain.h5", 2, **kw)
-    tree = grow(shrunk, tmp_path / "shrunk.h5", 2, **kw)
-    assert tree.attrs["scale"] == scale.FITTED
-    assert plain.attrs["scale"] == scale.AS_GIVEN
-    np.testing.assert_array_equal(tree.memberships(), plain.memberships())
-    routed = assign(tree, shrunk, device="cpu")
-    np.testing.assert_allclose(routed, tree.memberships(), atol=1e-4)
-    assert "enlarged to fill the frame" in tree_text(tree)
-    assert "enlarged to fill the frame" not in tree_text(plain)
+    phrase = "enlarged to fill the frame"
+    grows_the_tree_of_its_prepared_images(shrunk, fitted, "scale", scale.FITTED, phrase, tmp_path)
 
-    out = tmp_path / "shrunk.h5"
+    out = tmp_path / "scale.h5"  # the tree of shrunk images
     before = out.read_bytes()
     with pytest.raises(HCTreeError, match="scale"):
         grow(shrunk, out, 3, scale="off", threads=1)
     assert out.read_bytes() == before
-    off = grow(shrunk, tmp_path / "off.h5", 2, scale="off", **kw)
-    assert off.attrs["scale"] == scale.AS_GIVEN
