@@ -57,6 +57,10 @@ Each set is an ``.npz`` with ``images`` (uint8, N x H x W or N x H x W x 3),
   uniformly from [0.6, 1] (bilinear): object size is a nuisance.
 - ``backdrop``: 5,000 Fashion-MNIST images laid as light objects over a plain
   background of one of four colours, drawn independently of the class.
+- ``digits-tinted``, ``digits-inverted``, ``tinted10``: digits28 under four colour
+  casts (a palette no setting was chosen on), digits28 with half the images in
+  negative, and 5,000 Fashion-MNIST images of all ten classes under the same four
+  casts; made on 2026-12-07 and scored once with the default as it stood.
 - ``printed-dev``: 2,000 printed digits (ten glyphs in eight of matplotlib's bundled
   typefaces, each randomly rotated by up to 12 degrees, scaled, sheared, shifted,
   thickened and blurred) on 28x28: a second digit set, with classes that
@@ -81,6 +85,7 @@ from hctree.data import load_images
 
 TINTS = np.array([[1.0, 0.35, 0.35], [0.35, 1.0, 0.35], [0.35, 0.45, 1.0], [1.0, 0.9, 0.3]])
 DEV_TINTS = np.array([[0.8, 0.3, 1.0], [0.3, 0.9, 0.9], [1.0, 0.6, 0.2], [0.5, 0.5, 0.8]])
+LATE_TINTS = np.array([[1.0, 0.5, 0.2], [0.2, 0.6, 1.0], [0.9, 0.2, 0.7], [0.4, 1.0, 0.4]])
 
 
 def digits28() -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -91,6 +96,31 @@ def digits28() -> tuple[np.ndarray, np.ndarray, list[str]]:
     up = F.interpolate(x, size=(28, 28), mode="bilinear", align_corners=False)
     images = (up[:, 0].clamp(0, 1) * 255).round().to(torch.uint8).numpy()
     return images, bunch.target.astype(np.int64), [str(d) for d in range(10)]
+
+
+def digits_tinted(rng: np.random.Generator):
+    """digits28, each multiplied by one of four colour casts drawn independently of the digit."""
+    images, labels, names = digits28()
+    tint = LATE_TINTS[rng.integers(len(LATE_TINTS), size=len(images))]
+    rgb = images[..., None].astype(np.float32) * tint[:, None, None, :]
+    return np.clip(rgb, 0, 255).round().astype(np.uint8), labels, names
+
+
+def digits_inverted(rng: np.random.Generator):
+    """digits28, half of them (drawn independently of the digit) in negative."""
+    images, labels, names = digits28()
+    flip = rng.random(len(images)) < 0.5
+    images = images.copy()
+    images[flip] = 255 - images[flip]
+    return images, labels, names
+
+
+def tinted10(rng: np.random.Generator):
+    """5,000 Fashion-MNIST images of all ten classes under the four casts of ``LATE_TINTS``."""
+    images, labels, names = _fashion(5000, rng)
+    tint = LATE_TINTS[rng.integers(len(LATE_TINTS), size=len(images))]
+    rgb = images[..., None].astype(np.float32) * tint[:, None, None, :]
+    return np.clip(rgb, 0, 255).round().astype(np.uint8), labels, names
 
 
 def digits_moved(rng: np.random.Generator):
@@ -336,7 +366,8 @@ def main() -> None:
               "rotated": lambda rng: rotated(rng, angles=True), "scattered": scattered,
               "rotated-dev": lambda rng: rotated(rng, 4000, (0, 3, 5, 9), angles=True),
               "rotated-dev6": lambda rng: rotated(rng, 4000, (1, 2, 4, 6, 7, 8), angles=True),
-              "digits-moved": digits_moved}  # fmt: skip
+              "digits-moved": digits_moved, "digits-tinted": digits_tinted,
+              "digits-inverted": digits_inverted, "tinted10": tinted10}  # fmt: skip
     for name in args.sets.split(","):
         images, labels, names, *extra = makers[name](np.random.default_rng(2026))
         path = out / f"{name}.npz"
