@@ -40,7 +40,7 @@ Each set is an ``.npz`` with ``images`` (uint8, N x H x W or N x H x W x 3),
   which size settings are chosen, so that ``zoomed`` stays held out.
 - ``rotated``: 5,000 Fashion-MNIST images turned about their centre by an angle
   drawn uniformly from [-25, 25] degrees (bilinear): orientation is a nuisance (the
-  angle's quarter of the range stored as ``nuisance``).
+  angle's quarter of the range stored as ``nuisance``, the angle in degrees as ``angle``).
 - ``rotated-dev``: 4,000 images of the four ``tinted-dev`` classes, turned the same
   way, with the angle's quarter of the range as ``nuisance``: the set on which
   orientation settings are chosen, so that ``rotated`` stays held out.
@@ -260,7 +260,7 @@ def rotated(rng: np.random.Generator, n=5000, classes=None, angles=False):
             _warped(images, theta),
             labels,
             names,
-            {"nuisance": np.digitize(degrees, [-12.5, 0, 12.5])},
+            {"nuisance": np.digitize(degrees, [-12.5, 0, 12.5]), "angle": degrees},
         )
     return _warped(images, theta), labels, names
 

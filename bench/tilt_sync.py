@@ -1,0 +1,125 @@
+"""Estimate each image's tilt from how it lines up with the images it resembles.
+
+    .venv/bin/python bench/tilt_sync.py --data bench/out/rotated-dev6.npz [--n 4000]
+
+For every pair of images the angle (from a grid, ``--step`` degrees up to
+``--most``) that best turns one onto the other is found; each image keeps its
+``--neighbours`` closest images under their best angles. The tilts are then the
+least-squares solution of ``tilt_i - tilt_j = angle_ij`` over those pairs, with
+mean zero (angular synchronisation). Prints the spread of the estimates per
+class and, for sets with a stored ``angle`` (bench/make_sets.py), how well they
+follow it, overall and within each class (where a constant offset per class is
+harmless for clustering). With ``--copy TARGET`` (all images, ``--n`` ignored) it
+also writes a copy of the set, the set rules hctree would decide applied first,
+with each image turned back by its estimated tilt: a screen for an orientation
+rule, on copies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+import torch
+import torch.nn.functional as F
+from set_copy import read_set, write_set
+from upright_copy import turned as turned_images
+
+from hctree import prepare
+from hctree.data import load_images
+
+
+def turned(x: torch.Tensor, degrees: float) -> torch.Tensor:
+    """Images float ``[N, C, H, W]`` turned about their middle (zeros come in)."""
+    r = math.radians(degrees)
+    t = torch.tensor([[math.cos(r), -math.sin(r), 0.0], [math.sin(r), math.cos(r), 0.0]])
+    grid = F.affine_grid(t.expand(len(x), 2, 3), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, align_corners=False, padding_mode="zeros")
+
+
+def pair_angles(x: torch.Tensor, most: float, step: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Squared distance ``d[i, j]`` between image i and image j turned by its best angle
+    ``a[i, j]`` (degrees), float ``[N, N]`` each; the diagonal's distance is infinite."""
+    n = len(x)
+    flat = x.reshape(n, -1)
+    sq = flat.square().sum(1)
+    best = torch.full((n, n), float("inf"))
+    angle = torch.zeros(n, n)
+    for degrees in np.arange(-most, most + step / 2, step):
+        moved = turned(x, float(degrees)).reshape(n, -1)
+        d = sq[:, None] + moved.square().sum(1)[None, :] - 2 * flat @ moved.T
+        better = d < best
+        best = torch.where(better, d, best)
+        angle = torch.where(better, torch.tensor(float(degrees)), angle)
+    best.fill_diagonal_(float("inf"))
+    return best, angle
+
+
+def synchronise(rows: np.ndarray, cols: np.ndarray, angles: np.ndarray, n: int) -> np.ndarray:
+    """Tilts ``t`` float ``[n]`` with ``t[rows] - t[cols] ~ angles`` in least squares, mean 0."""
+    m = len(rows)
+    edge = np.arange(m)
+    diff = sp.csr_matrix(
+        (np.r_[np.ones(m), -np.ones(m)], (np.r_[edge, edge], np.r_[rows, cols])), shape=(m, n)
+    )
+    system = sp.vstack([diff, sp.csr_matrix(np.ones((1, n)))])
+    return spla.lsqr(system, np.r_[angles, 0.0], atol=1e-8, btol=1e-8, iter_lim=5000)[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--n", type=int, default=4000, help="images used (the first n)")
+    parser.add_argument("--most", type=float, default=36.0)
+    parser.add_argument("--step", type=float, default=3.0)
+    parser.add_argument("--neighbours", type=int, default=10)
+    parser.add_argument("--copy", default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    if args.data.endswith(".npz"):
+        arrays, four = read_set(args.data)
+    else:  # a set hctree loads itself: a seeded subset of --n images
+        data = load_images(args.data, subset=args.n, seed=0)
+        arrays, four = {"labels": data.labels}, data.images
+    images = prepare.apply(four, prepare.decide(four, {}))
+    n = len(images) if args.copy else args.n
+    x = torch.from_numpy(images[:n]).float().mean(1, keepdim=True) / 255
+    labels = arrays["labels"][:n]
+    start = time.time()
+    dist, angle = pair_angles(x, args.most, args.step)
+    near = dist.topk(args.neighbours, largest=False).indices
+    rows = np.repeat(np.arange(len(x)), args.neighbours)
+    cols = near.reshape(-1).numpy()
+    tilt = synchronise(rows, cols, angle[rows, cols].numpy(), len(x))
+    classes = np.unique(labels)
+    out = {
+        "data": args.data,
+        "n": len(x),
+        "seconds": round(time.time() - start, 1),
+        "tilt_sd": round(float(tilt.std()), 1),
+        "class_mean": [round(float(tilt[labels == c].mean()), 1) for c in classes],
+        "class_sd": [round(float(tilt[labels == c].std()), 1) for c in classes],
+    }
+    true = arrays["angle"][:n] if "angle" in arrays else None
+    if true is not None:
+        out["corr"] = round(float(np.corrcoef(tilt, true)[0, 1]), 3)
+        out["class_corr"] = [
+            round(float(np.corrcoef(tilt[labels == c], true[labels == c])[0, 1]), 3)
+            for c in classes
+        ]
+        off = tilt - true
+        within = np.concatenate([off[labels == c] - off[labels == c].mean() for c in classes])
+        out["within_class_error_sd"] = round(float(within.std()), 1)
+        out["true_sd"] = round(float(true.std()), 1)
+    print(json.dumps(out))
+    if args.copy:
+        write_set(args.copy, arrays, turned_images(images, -np.radians(tilt)))
+
+
+if __name__ == "__main__":
+    main()
