@@ -102,6 +102,7 @@ def main() -> None:
         "n": len(x),
         "seconds": round(time.time() - start, 1),
         "tilt_sd": round(float(tilt.std()), 1),
+        "pair_angle_median": round(float(np.median(np.abs(angle[rows, cols].numpy()))), 1),
         "class_mean": [round(float(tilt[labels == c].mean()), 1) for c in classes],
         "class_sd": [round(float(tilt[labels == c].std()), 1) for c in classes],
     }
