@@ -60,7 +60,8 @@ Each set is an ``.npz`` with ``images`` (uint8, N x H x W or N x H x W x 3),
 - ``digits-tinted``, ``digits-inverted``, ``tinted10``: digits28 under four colour
   casts (a palette no setting was chosen on), digits28 with half the images in
   negative, and 5,000 Fashion-MNIST images of all ten classes under the same four
-  casts; made on 2026-12-07 and scored once with the default as it stood.
+  casts (each image's cast stored as ``nuisance``); made on 2026-12-07 and scored
+  once with the default as it stood.
 - ``printed-dev``: 2,000 printed digits (ten glyphs in eight of matplotlib's bundled
   typefaces, each randomly rotated by up to 12 degrees, scaled, sheared, shifted,
   thickened and blurred) on 28x28: a second digit set, with classes that
@@ -101,9 +102,9 @@ def digits28() -> tuple[np.ndarray, np.ndarray, list[str]]:
 def digits_tinted(rng: np.random.Generator):
     """digits28, each multiplied by one of four colour casts drawn independently of the digit."""
     images, labels, names = digits28()
-    tint = LATE_TINTS[rng.integers(len(LATE_TINTS), size=len(images))]
-    rgb = images[..., None].astype(np.float32) * tint[:, None, None, :]
-    return np.clip(rgb, 0, 255).round().astype(np.uint8), labels, names
+    which = rng.integers(len(LATE_TINTS), size=len(images))
+    rgb = images[..., None].astype(np.float32) * LATE_TINTS[which][:, None, None, :]
+    return np.clip(rgb, 0, 255).round().astype(np.uint8), labels, names, {"nuisance": which}
 
 
 def digits_inverted(rng: np.random.Generator):
@@ -118,9 +119,9 @@ def digits_inverted(rng: np.random.Generator):
 def tinted10(rng: np.random.Generator):
     """5,000 Fashion-MNIST images of all ten classes under the four casts of ``LATE_TINTS``."""
     images, labels, names = _fashion(5000, rng)
-    tint = LATE_TINTS[rng.integers(len(LATE_TINTS), size=len(images))]
-    rgb = images[..., None].astype(np.float32) * tint[:, None, None, :]
-    return np.clip(rgb, 0, 255).round().astype(np.uint8), labels, names
+    which = rng.integers(len(LATE_TINTS), size=len(images))
+    rgb = images[..., None].astype(np.float32) * LATE_TINTS[which][:, None, None, :]
+    return np.clip(rgb, 0, 255).round().astype(np.uint8), labels, names, {"nuisance": which}
 
 
 def digits_moved(rng: np.random.Generator):
