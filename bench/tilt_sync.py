@@ -11,10 +11,10 @@ class and, for sets with a stored ``angle`` (bench/make_sets.py), how well they
 follow it, overall and within each class (where a constant offset per class is
 harmless for clustering). With ``--landmarks M`` the pairs are searched among M
 evenly spaced images only, and every image is then placed against its closest
-landmarks (M^2 + N M comparisons instead of N^2). With ``--copy TARGET`` (all images, ``--n`` ignored) it
-also writes a copy of the set, the set rules hctree would decide applied first,
-with each image turned back by its estimated tilt: a screen for an orientation
-rule, on copies.
+landmarks (M^2 + N M comparisons instead of N^2). With ``--copy TARGET`` (all
+images, ``--n`` ignored) it also writes a copy of the set, the set rules hctree
+would decide applied first, with each image turned back by its estimated tilt: a
+screen for an orientation rule, on copies.
 """
 
 from __future__ import annotations
