@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -54,7 +55,7 @@ def main() -> None:
     rows = (member > 0).nonzero().squeeze(1)
     x = to_unit(images[rows])
 
-    def embed(batch_of: callable) -> torch.Tensor:
+    def embed(batch_of: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         with torch.no_grad():
             return torch.cat([trunk(batch_of(x[i : i + BATCH])) for i in range(0, len(x), BATCH)])
 
