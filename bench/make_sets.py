@@ -102,9 +102,8 @@ def digits28() -> tuple[np.ndarray, np.ndarray, list[str]]:
 def digits_tinted(rng: np.random.Generator):
     """digits28, each multiplied by one of four colour casts drawn independently of the digit."""
     images, labels, names = digits28()
-    which = rng.integers(len(LATE_TINTS), size=len(images))
-    rgb = images[..., None].astype(np.float32) * LATE_TINTS[which][:, None, None, :]
-    return np.clip(rgb, 0, 255).round().astype(np.uint8), labels, names, {"nuisance": which}
+    rgb, which = _cast(images, LATE_TINTS, rng)
+    return rgb, labels, names, {"nuisance": which}
 
 
 def digits_inverted(rng: np.random.Generator):
@@ -119,9 +118,8 @@ def digits_inverted(rng: np.random.Generator):
 def tinted10(rng: np.random.Generator):
     """5,000 Fashion-MNIST images of all ten classes under the four casts of ``LATE_TINTS``."""
     images, labels, names = _fashion(5000, rng)
-    which = rng.integers(len(LATE_TINTS), size=len(images))
-    rgb = images[..., None].astype(np.float32) * LATE_TINTS[which][:, None, None, :]
-    return np.clip(rgb, 0, 255).round().astype(np.uint8), labels, names, {"nuisance": which}
+    rgb, which = _cast(images, LATE_TINTS, rng)
+    return rgb, labels, names, {"nuisance": which}
 
 
 def digits_moved(rng: np.random.Generator):
@@ -154,11 +152,17 @@ def _fashion(n: int, rng: np.random.Generator, classes: list[int] | None = None)
     return images, labels.astype(np.int64), names
 
 
+def _cast(images: np.ndarray, palette: np.ndarray, rng: np.random.Generator):
+    """Grey ``images`` (uint8 ``[N, H, W]``) each multiplied by a colour of ``palette``
+    drawn independently of anything else: uint8 ``[N, H, W, 3]`` and the colours' indices."""
+    which = rng.integers(len(palette), size=len(images))
+    rgb = images[..., None].astype(np.float32) * palette[which][:, None, None, :]
+    return np.clip(rgb, 0, 255).round().astype(np.uint8), which
+
+
 def tinted4(rng: np.random.Generator, classes=(1, 2, 7, 8), palette=TINTS):
     images, labels, names = _fashion(4000, rng, classes=list(classes))
-    tint = palette[rng.integers(len(palette), size=len(images))]
-    rgb = images[..., None].astype(np.float32) * tint[:, None, None, :]
-    return np.clip(rgb, 0, 255).round().astype(np.uint8), labels, names
+    return _cast(images, palette, rng)[0], labels, names
 
 
 def shifted(rng: np.random.Generator, classes=None, n=5000, offsets=False):
