@@ -26,10 +26,10 @@ from split_screen import nuisance_of
 from hctree import prepare
 from hctree.assign import load_for_tree
 from hctree.engine import make_generator, to_unit
+from hctree.invariance import configured_view
 from hctree.metrics import nmi
 from hctree.spectral import spectral_labels
 from hctree.splitters import stored_splitter
-from hctree.splitters.hcmgan import _view
 from hctree.tree import open_tree
 
 BATCH = 1024
@@ -63,7 +63,8 @@ def main() -> None:
     views = config if args.rotate is None else dataclasses.replace(config, view_rotate=args.rotate)
     gen = make_generator(7, torch.device("cpu"))
     diffs = [
-        embed(lambda b: _view(b, views, gen)) - embed(lambda b: _view(b, views, gen))
+        embed(lambda b: configured_view(b, views, gen))
+        - embed(lambda b: configured_view(b, views, gen))
         for _ in range(args.pairs)
     ]
     d = torch.cat(diffs).double()

@@ -90,6 +90,22 @@ def augment(
     return img * 2 - 1
 
 
+def configured_view(x: torch.Tensor, config: object, gen: torch.Generator) -> torch.Tensor:
+    """:func:`augment` with the view settings a splitter's ``config`` carries
+    (``crop_scale_min``, ``tint``, ``invert``, ``flip``, ``view_shift``,
+    ``view_rotate``); a setting it lacks takes augment's default (a 0.4 crop)."""
+    return augment(
+        x,
+        float(getattr(config, "crop_scale_min", 0.4)),
+        gen,
+        float(getattr(config, "tint", 0.0)),
+        float(getattr(config, "invert", 0.0)),
+        float(getattr(config, "flip", 0.5)),
+        float(getattr(config, "view_shift", 0.0)),
+        float(getattr(config, "view_rotate", 0.0)),
+    )
+
+
 def view_mean(
     embed: Callable[[torch.Tensor], torch.Tensor],
     view: Callable[[torch.Tensor], torch.Tensor],

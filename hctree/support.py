@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from hctree.engine import make_generator, to_unit
-from hctree.invariance import augment, view_mean
+from hctree.invariance import configured_view, view_mean
 from hctree.spectral import knn_graph, nearest_rows, walk_embedding
 
 SAMPLE = 2000  # images drawn (by membership) for the test: enough to see, fast
@@ -132,18 +132,12 @@ def view_mean_features(
     """Each image's features averaged over random views: float32 ``[M, F]``.
 
     embed: float images in [-1, 1] -> features; images: uint8 ``[M, C, H, W]``. The
-    views are the splitter's own (``config.crop_scale_min``, ``tint``, ``invert``, ``flip``,
-    ``view_shift``, ``view_rotate``).
+    views are the splitter's own (:func:`~hctree.invariance.configured_view`).
     """
     gen = make_generator(seed, images.device)
-    crop = float(getattr(config, "crop_scale_min", 0.4))
-    tint, invert = float(getattr(config, "tint", 0.0)), float(getattr(config, "invert", 0.0))
-    flip = float(getattr(config, "flip", 0.5))
-    shift = float(getattr(config, "view_shift", 0.0))
-    rotate = float(getattr(config, "view_rotate", 0.0))
 
     def view(x: torch.Tensor) -> torch.Tensor:
-        return augment(x, crop, gen, tint, invert, flip, shift, rotate)
+        return configured_view(x, config, gen)
 
     out = [
         view_mean(embed, view, to_unit(images[start : start + batch]), views)

@@ -38,8 +38,8 @@ from hctree import engine
 from hctree.curves import LossCurve
 from hctree.errors import HCTreeError, Interrupted
 from hctree.invariance import (
-    augment,
     colour_view,
+    configured_view,
     imbalance,
     nt_xent,
     view_agreement,
@@ -573,7 +573,7 @@ def seed_embedding(
         views = config.seed_views
 
         def view(x: torch.Tensor) -> torch.Tensor:
-            return _view(x, config, gen)
+            return configured_view(x, config, gen)
 
     elif config.seed_recolours > 0 and channels == 3:
         views = config.seed_recolours
@@ -697,21 +697,7 @@ def _children_from_features(
 
 def _two_views(clean: torch.Tensor, config: Config, gen: torch.Generator) -> torch.Tensor:
     """Two random views of each real image, stacked: float ``[2B, C, H, W]``."""
-    return torch.cat([_view(clean, config, gen) for _ in "ab"])
-
-
-def _view(x: torch.Tensor, config: Config, gen: torch.Generator) -> torch.Tensor:
-    """One random view of real images float ``[B, C, H, W]``, with the config's view settings."""
-    return augment(
-        x,
-        config.crop_scale_min,
-        gen,
-        config.tint,
-        config.invert,
-        config.flip,
-        config.view_shift,
-        config.view_rotate,
-    )
+    return torch.cat([configured_view(clean, config, gen) for _ in "ab"])
 
 
 def _embed_step(
