@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hctree.chunks import images_per_chunk
+from hctree.chunks import spans
 
 NAME = "levels"
 AS_GIVEN = "as-given"
@@ -80,14 +80,13 @@ def apply(images: np.ndarray, decision: str) -> np.ndarray:
     if decision == AS_GIVEN:
         return images
     out = np.empty_like(images)
-    chunk = images_per_chunk(images)
-    for start in range(0, len(images), chunk):
-        part = images[start : start + chunk]
+    for rows in spans(images):
+        part = images[rows]
         low, high = ranges(part)
         span = (high.astype(np.float32) - low)[:, None, None, None]
         flat = span < MIN_RANGE
         lowest = low[:, None, None, None].astype(np.float32)
         scaled = (part - lowest) * (255.0 / np.maximum(span, 1))
         stretched = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
-        out[start : start + chunk] = np.where(flat, part, stretched)
+        out[rows] = np.where(flat, part, stretched)
     return out

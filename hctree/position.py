@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hctree.chunks import images_per_chunk
+from hctree.chunks import spans
 
 NAME = "position"
 AS_GIVEN = "as-given"
@@ -71,11 +71,10 @@ def backgrounds(images: np.ndarray) -> np.ndarray:
 def plain_borders(images: np.ndarray) -> np.ndarray:
     """Which images have a plain border (see the module docstring), bool ``[N]``."""
     out = np.empty(len(images), bool)
-    chunk = images_per_chunk(images)
-    for start in range(0, len(images), chunk):
-        part = images[start : start + chunk]
+    for rows in spans(images):
+        part = images[rows]
         close = np.abs(_border(part) - backgrounds(part)[:, :, None]) <= PLAIN_TOL
-        out[start : start + chunk] = close.all(1).mean(1) >= PLAIN_SHARE
+        out[rows] = close.all(1).mean(1) >= PLAIN_SHARE
     return out
 
 
@@ -90,17 +89,16 @@ def centres(images: np.ndarray) -> np.ndarray:
     (the middle of the frame for an image with no foreground)."""
     n, _, h, w = images.shape
     out = np.empty((n, 2), np.float64)
-    rows, cols = np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64)
-    chunk = images_per_chunk(images)
-    for start in range(0, n, chunk):
-        part = images[start : start + chunk]
+    row_index, col_index = np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64)
+    for rows in spans(images):
+        part = images[rows]
         fg = np.abs(part.astype(np.float32) - backgrounds(part)[:, :, None, None]).sum(1)
         mass = fg.sum((1, 2), dtype=np.float64)
         empty = mass <= 0
         mass[empty] = 1.0
-        out[start : start + chunk, 0] = fg.sum(2, dtype=np.float64) @ rows / mass
-        out[start : start + chunk, 1] = fg.sum(1, dtype=np.float64) @ cols / mass
-        out[start : start + chunk][empty] = ((h - 1) / 2, (w - 1) / 2)
+        out[rows, 0] = fg.sum(2, dtype=np.float64) @ row_index / mass
+        out[rows, 1] = fg.sum(1, dtype=np.float64) @ col_index / mass
+        out[rows][empty] = ((h - 1) / 2, (w - 1) / 2)
     return out
 
 
@@ -113,17 +111,16 @@ def boxes(images: np.ndarray) -> np.ndarray:
     """
     n, _, h, w = images.shape
     out = np.zeros((n, 4), np.int64)
-    chunk = images_per_chunk(images)
-    for start in range(0, n, chunk):
-        part = images[start : start + chunk]
+    for rows in spans(images):
+        part = images[rows]
         diff = np.abs(part.astype(np.float32) - backgrounds(part)[:, :, None, None])
         mask = (diff > PLAIN_TOL).any(1)
         for axis, (lines, side) in enumerate(((mask.any(2), h), (mask.any(1), w))):
             some = np.flatnonzero(lines.any(1))
             first = lines[some].argmax(1)
             last = side - 1 - lines[some, ::-1].argmax(1)
-            out[start + some, axis] = first
-            out[start + some, 2 + axis] = last - first + 1
+            out[rows.start + some, axis] = first
+            out[rows.start + some, 2 + axis] = last - first + 1
     return out
 
 

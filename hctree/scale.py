@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from hctree import position
-from hctree.chunks import images_per_chunk
+from hctree.chunks import spans
 
 NAME = "scale"
 AS_GIVEN = "as-given"
@@ -84,10 +84,9 @@ def apply(images: np.ndarray, decision: str) -> np.ndarray:
     if decision == AS_GIVEN or len(images) == 0:
         return images
     out = np.empty_like(images)
-    chunk = images_per_chunk(images)
-    for start in range(0, len(images), chunk):
-        part = images[start : start + chunk]
-        out[start : start + chunk] = fitted(part, position.boxes(part))
+    for rows in spans(images):
+        part = images[rows]
+        out[rows] = fitted(part, position.boxes(part))
     return out
 
 
