@@ -88,6 +88,7 @@ def placed(
     grid = np.arange(-most, most + step / 2, step)
     moved = torch.stack([turned(marks, float(d)).reshape(len(marks), -1) for d in grid])
     moved_sq = moved.square().sum(2)  # [angles, M]
+    angles, tilts = torch.from_numpy(grid).float(), torch.from_numpy(mark_tilt).float()
     out = np.empty(len(x))
     for start in range(0, len(x), chunk):
         flat = x[start : start + chunk].reshape(-1, moved.shape[2])
@@ -98,10 +99,7 @@ def placed(
         )
         best, which = d.min(0)  # [B, M]
         near = best.topk(neighbours, largest=False).indices
-        angle = torch.from_numpy(grid).float()[which.gather(1, near)]
-        out[start : start + chunk] = (
-            (torch.from_numpy(mark_tilt).float()[near] + angle).median(1).values
-        )
+        out[start : start + chunk] = (tilts[near] + angles[which.gather(1, near)]).median(1).values
     return out
 
 
