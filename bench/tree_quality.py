@@ -36,6 +36,7 @@ def main() -> None:
     parser.add_argument("--levels", default=None, choices=["auto", "off"])
     parser.add_argument("--position", default=None, choices=["auto", "off"])
     parser.add_argument("--scale", default=None, choices=["auto", "off"])
+    parser.add_argument("--orientation", default=None, choices=["auto", "off"])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None)
@@ -66,6 +67,7 @@ def main() -> None:
         levels=args.levels,
         position=args.position,
         scale=args.scale,
+        orientation=args.orientation,
         threads=args.threads,
         progress=None if args.quiet else TextProgress(),
     )
@@ -83,6 +85,7 @@ def main() -> None:
                 "levels": str(tree.attrs.get("levels", "")),
                 "position": str(tree.attrs.get("position", "")),
                 "scale": str(tree.attrs.get("scale", "")),
+                "orientation": str(tree.attrs.get("orientation", "")),
                 "settings": overrides,
                 "n": len(data),
                 "leaves": len(tree.leaves),

@@ -102,6 +102,14 @@ def parse_leaves(text: str) -> int | str:
     help="auto: when the objects come at varying sizes, resample each image so that its "
     "object fills the frame for training; off: as given [default: auto; stored with the tree].",
 )
+@click.option(
+    "--orientation",
+    type=click.Choice(["auto", "off"]),
+    default=None,
+    help="auto: when the objects come tilted by varying angles, turn each image back by the "
+    "tilt that lines it up with the images most like it, for training; off: as given "
+    "[default: auto; stored with the tree].",
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--seed", default=0, show_default=True, help="Seed for the subset and all training.")
 @click.option("--size", type=int, default=None, help="Resize images to SIZE x SIZE.")
@@ -165,6 +173,7 @@ def grow(
     levels,
     position,
     scale,
+    orientation,
     device,
     seed,
     size,
@@ -209,6 +218,7 @@ def grow(
         levels=levels,
         position=position,
         scale=scale,
+        orientation=orientation,
         checkpoint_every=checkpoint_every,
         progress=progress,
         threads=threads,

@@ -25,7 +25,7 @@ def assign(tree: Tree, data: ImageSet, device: str = "auto", batch: int = 2048) 
     """Soft leaf memberships of ``data``'s images, float32 ``[L, M]`` in ``tree.leaves`` order.
 
     Each column sums to 1 (the root's membership of every image). The images are put
-    under the tree's stored decisions first (polarity, levels, position: hctree.prepare), as
+    under the tree's stored decisions first (the set rules of hctree.prepare), as
     its training images were, image by image.
     """
     expected = tuple(int(v) for v in tree.attrs["image_shape"])
@@ -37,7 +37,8 @@ def assign(tree: Tree, data: ImageSet, device: str = "auto", batch: int = 2048) 
         )
     torch_device = resolve_device(device)
     splitter, config = stored_splitter(tree.attrs)
-    images = torch.from_numpy(prepare.apply(data.images, prepare.stored(tree.attrs)))
+    decisions = prepare.stored(tree.attrs, tree.record.prepared).for_new_images()
+    images = torch.from_numpy(prepare.apply(data.images, decisions))
     images = images.to(torch_device)
     member = {"r": torch.ones(len(data), device=torch_device)}
     for name in tree.split_sequence:

@@ -39,9 +39,9 @@ class TreeClustering(ClusterMixin, BaseEstimator):
     ``settings`` (dict of preset overrides, as ``--set``), ``device``, ``threads``,
     ``size``/``channels`` (conversions applied to every X), ``verbose`` (print
     progress to stderr), ``leaf_order`` (``mass`` or ``supported``, as ``--leaf-order``),
-    ``polarity``, ``levels``, ``position`` and ``scale`` (``auto`` or ``off``, as
-    ``--polarity``, ``--levels``, ``--position`` and ``--scale``; None: auto for a new
-    tree).
+    ``polarity``, ``levels``, ``position``, ``scale`` and ``orientation`` (``auto`` or
+    ``off``, as ``--polarity``, ``--levels``, ``--position``, ``--scale`` and
+    ``--orientation``; None: auto for a new tree).
 
     Attributes after ``fit``: ``labels_`` int64 ``[N]`` (leaf index per image, in
     ``tree_.leaves`` order), ``tree_`` (:class:`hctree.Tree`), ``n_leaves_``,
@@ -68,6 +68,7 @@ class TreeClustering(ClusterMixin, BaseEstimator):
         levels: str | None = None,
         position: str | None = None,
         scale: str | None = None,
+        orientation: str | None = None,
     ):
         self.n_leaves = n_leaves
         self.splitter = splitter
@@ -87,6 +88,7 @@ class TreeClustering(ClusterMixin, BaseEstimator):
         self.levels = levels
         self.position = position
         self.scale = scale
+        self.orientation = orientation
 
     def _images(self, X: Any) -> ImageSet:
         if isinstance(X, ImageSet):
@@ -119,6 +121,7 @@ class TreeClustering(ClusterMixin, BaseEstimator):
             levels=self.levels,
             position=self.position,
             scale=self.scale,
+            orientation=self.orientation,
         )
         self.tree_: Tree = tree
         self.memberships_ = tree.memberships()

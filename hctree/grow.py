@@ -147,7 +147,7 @@ def _new_record(
     seed: int,
     branching: int,
     leaf_order: str = "mass",
-    decisions: dict[str, str] | None = None,
+    decisions: prepare.Decisions | None = None,
 ) -> TreeRecord:
     c, h, w = data.image_shape
     attrs = {
@@ -162,13 +162,17 @@ def _new_record(
         "seed": seed,
         "branching": branching,
         "leaf_order": leaf_order,
-        **(decisions or prepare.stored({})),
+        **(decisions or prepare.stored({})).rules,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "splits_done": 0,
     }
     root = NodeRecord(name="r", parent=None, depth=0, membership=np.ones(len(data), np.float32))
     return TreeRecord(
-        attrs=attrs, nodes={"r": root}, labels=data.labels, class_names=data.class_names
+        attrs=attrs,
+        nodes={"r": root},
+        labels=data.labels,
+        class_names=data.class_names,
+        prepared=decisions.arrays if decisions else {},
     )
 
 
@@ -252,21 +256,27 @@ def _check_same(
 
 
 def _check_rules(record: TreeRecord, path: Path, data: ImageSet, modes: dict) -> None:
-    """Refuse a ``--polarity``/``--levels``/``--position``/``--scale`` option that would decide
+    """Refuse a set rule's option (``--polarity``, ``--orientation`` ...) that would decide
     otherwise than the stored tree (hctree.prepare)."""
-    clashes = prepare.conflicts(data.images, record.attrs, modes)
+    have = stored_decisions(record)
+    clashes = prepare.conflicts(data.images, have, modes)
     if clashes:
         name = clashes[0]
         raise HCTreeError(
-            f"{path} was grown with its images' {name} {prepare.stored(record.attrs)[name]}, "
+            f"{path} was grown with its images' {name} {have[name]}, "
             f"which --{name} {modes[name]} would change; rerun without --{name} to continue it."
         )
+
+
+def stored_decisions(record: TreeRecord) -> prepare.Decisions:
+    """The tree's set-rule decisions for its own training images (hctree.prepare)."""
+    return prepare.stored(record.attrs, record.prepared)
 
 
 def training_images(record: TreeRecord, data: ImageSet) -> tuple[ImageSet, dict[str, int]]:
     """The images the splitters see under the tree's stored decisions (hctree.prepare),
     and how many images each acting rule changed (``data`` itself when none acts)."""
-    images, counts = prepare.apply_counted(data.images, prepare.stored(record.attrs))
+    images, counts = prepare.apply_counted(data.images, stored_decisions(record))
     if images is data.images:
         return data, {}
     return replace(data, images=images), counts
@@ -281,6 +291,9 @@ _RULE_MESSAGES = {
     "each object's bounding box in the middle for training (--position off keeps them as given)",
     "scale": "scale: the objects come at varying sizes; {n} images are resampled so that each "
     "object fills the frame for training (--scale off keeps them as given)",
+    "orientation": "orientation: the objects come tilted by varying angles; {n} images are "
+    "turned back by the tilt that lines each up with the images most like it, for training "
+    "(--orientation off keeps them as given)",
 }
 
 
@@ -323,6 +336,7 @@ def grow(
     position: str | None = None,
     scale: str | None = None,
     batch_splits: int = 1,
+    orientation: str | None = None,
 ) -> Tree:
     """Grow (or resume growing) the tree in ``out`` until it has ``leaves`` leaves.
 
@@ -352,7 +366,9 @@ def grow(
     moved to put its object's bounding box in the middle (hctree.position), after the levels
     rule. ``scale`` (the same choices): whether a set whose objects come at varying
     sizes is trained on with every object resampled to fill the frame (hctree.scale),
-    after the position rule. ``batch_splits`` > 1 trains up
+    after the position rule. ``orientation`` (the same choices): whether a set whose
+    objects come tilted by varying angles is trained on with every image turned back
+    by its tilt (hctree.orientation), after the scale rule. ``batch_splits`` > 1 trains up
     to that many leaves' splits at once in this process, the same stage of several
     nodes as one batched step (a GPU option; the same computation up to float
     rounding, hctree.splitters.hcmgan_frontier).
@@ -376,7 +392,13 @@ def grow(
         )
     if branching is not None and branching < 2:
         raise HCTreeError(f"--branching must be at least 2, not {branching}.")
-    modes = {"polarity": polarity, "levels": levels, "position": position, "scale": scale}
+    modes = {
+        "polarity": polarity,
+        "levels": levels,
+        "position": position,
+        "scale": scale,
+        "orientation": orientation,
+    }
     prepare.check_modes(modes)
     if leaf_order is not None and leaf_order not in LEAF_ORDERS:
         raise HCTreeError(

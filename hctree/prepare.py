@@ -1,22 +1,50 @@
 """The images the networks see: a tree's set-level rules, applied in order.
 
-Each rule (hctree.polarity, hctree.levels, hctree.position, then hctree.scale) looks at the whole
-set once, when a tree is created, and decides whether to change its images; the
-decisions are stored as root attributes under the rule's ``NAME``. Training,
+Each rule (hctree.polarity, hctree.levels, hctree.position, hctree.scale, then
+hctree.orientation) looks at the whole set once, when a tree is created, and
+decides whether to change its images; the decisions are stored as root attributes
+under the rule's ``NAME``, and what a rule fitted on the set (orientation's
+landmarks, say: a rule with ``ARRAYS``) under ``/prepared/<NAME>``. Training,
 resuming and ``assign`` then apply the stored decisions in the same order, so new
 images are routed as the training images were seen.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from types import ModuleType
 
 import numpy as np
 
-from hctree import levels, polarity, position, scale
+from hctree import levels, orientation, polarity, position, scale
 from hctree.errors import HCTreeError
 
-RULES: tuple[ModuleType, ...] = (polarity, levels, position, scale)
+RULES: tuple[ModuleType, ...] = (polarity, levels, position, scale, orientation)
+
+Arrays = dict[str, dict[str, np.ndarray]]  # rule name -> what it fitted
+
+
+@dataclass(frozen=True)
+class Decisions:
+    """Every rule's decision (``rules``: name -> decision) and what the acting rules
+    with ``ARRAYS`` fitted (``arrays``: name -> arrays; ``tilts`` and the like only
+    when the decisions are for the training images themselves)."""
+
+    rules: dict[str, str]
+    arrays: Arrays = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> str:
+        return self.rules[name]
+
+    def for_new_images(self) -> Decisions:
+        """The same decisions for other images than the training set's: only what
+        every image is judged against (a rule's ``ARRAYS``) is kept."""
+        kept = {
+            rule.NAME: {k: self.arrays[rule.NAME][k] for k in rule.ARRAYS}
+            for rule in RULES
+            if hasattr(rule, "ARRAYS") and rule.NAME in self.arrays
+        }
+        return Decisions(dict(self.rules), kept)
 
 
 def check_modes(modes: dict[str, str | None]) -> None:
@@ -29,28 +57,52 @@ def check_modes(modes: dict[str, str | None]) -> None:
             )
 
 
-def decide(images: np.ndarray, modes: dict[str, str | None]) -> dict[str, str]:
-    """Every rule's decision for a new tree (a missing or None mode is auto).
+def decide(images: np.ndarray, modes: dict[str, str | None]) -> Decisions:
+    """Every rule's decision for a new tree (a missing or None mode is auto), and
+    what the acting rules fitted on ``images``, the training images.
 
     Each rule decides on the images as the rules before it left them.
     """
-    decisions = {}
+    rules, arrays = {}, {}
     for rule in RULES:
-        decisions[rule.NAME] = rule.decide(images, modes.get(rule.NAME) or "auto")
-        images = rule.apply(images, decisions[rule.NAME])
-    return decisions
+        rules[rule.NAME] = decision = rule.decide(images, modes.get(rule.NAME) or "auto")
+        if hasattr(rule, "ARRAYS") and decision != rule.AS_GIVEN:
+            arrays[rule.NAME] = rule.fitted(images)
+        images = _applied(rule, images, Decisions(rules, arrays))
+    return Decisions(rules, arrays)
 
 
-def stored(attrs: dict) -> dict[str, str]:
-    """A tree's stored decisions, one per rule; HCTreeError for one no rule makes."""
-    problem = invalid(attrs)
+def stored(attrs: dict, arrays: Arrays | None = None) -> Decisions:
+    """A tree's stored decisions, one per rule, with its stored ``arrays`` (the
+    training images' own); HCTreeError for a decision no rule makes or arrays missing."""
+    arrays = arrays or {}
+    problem = invalid(attrs, arrays, _n(attrs), image_shape(attrs))
     if problem:
         raise HCTreeError(problem)
-    return {rule.NAME: rule.stored(attrs) for rule in RULES}
+    return Decisions({rule.NAME: rule.stored(attrs) for rule in RULES}, arrays)
 
 
-def invalid(attrs: dict) -> str | None:
-    """One sentence on a stored decision that its rule never makes, or None."""
+def _n(attrs: dict) -> int | None:
+    """A tree's stored image count, or None."""
+    return int(attrs["n"]) if "n" in attrs else None
+
+
+def image_shape(attrs: dict) -> tuple[int, ...] | None:
+    """A tree's stored image shape ``(C, H, W)``, or None."""
+    shape = attrs.get("image_shape")
+    return tuple(int(v) for v in shape) if shape is not None else None
+
+
+def invalid(
+    attrs: dict,
+    arrays: Arrays | None = None,
+    n: int | None = None,
+    image_shape: tuple[int, ...] | None = None,
+) -> str | None:
+    """One sentence on a stored decision that its rule never makes, or on an acting
+    rule's missing or misshapen arrays (``n`` training images of ``image_shape``
+    ``[C, H, W]``, where known), or None."""
+    arrays = arrays or {}
     for rule in RULES:
         value = rule.stored(attrs)
         if value not in rule.DECISIONS:
@@ -58,36 +110,43 @@ def invalid(attrs: dict) -> str | None:
                 f"the tree's {rule.NAME} decision {value!r} is not one of "
                 f"{', '.join(rule.DECISIONS)}."
             )
+        if hasattr(rule, "ARRAYS") and value != rule.AS_GIVEN:
+            problem = rule.invalid_arrays(arrays.get(rule.NAME, {}), n, image_shape)
+            if problem:
+                return f"the tree's {rule.NAME} rule is {value} but {problem}"
     return None
 
 
-def apply(images: np.ndarray, decisions: dict[str, str]) -> np.ndarray:
+def apply(images: np.ndarray, decisions: Decisions) -> np.ndarray:
     """``images`` under ``decisions`` (``images`` itself when no rule changes them)."""
     return apply_counted(images, decisions)[0]
 
 
-def apply_counted(
-    images: np.ndarray, decisions: dict[str, str]
-) -> tuple[np.ndarray, dict[str, int]]:
+def apply_counted(images: np.ndarray, decisions: Decisions) -> tuple[np.ndarray, dict[str, int]]:
     """:func:`apply`, and how many images each rule that acts changed (a rule left
     at as-given is absent)."""
     counts = {}
     for rule in RULES:
-        decision = decisions[rule.NAME]
-        if decision != rule.AS_GIVEN:
-            after = rule.apply(images, decision)
+        if decisions[rule.NAME] != rule.AS_GIVEN:
+            after = _applied(rule, images, decisions)
             counts[rule.NAME] = int((after != images).reshape(len(images), -1).any(1).sum())
             images = after
     return images, counts
 
 
-def conflicts(images: np.ndarray, attrs: dict, modes: dict[str, str | None]) -> list[str]:
+def _applied(rule: ModuleType, images: np.ndarray, decisions: Decisions) -> np.ndarray:
+    if hasattr(rule, "ARRAYS"):
+        return rule.apply(images, decisions[rule.NAME], decisions.arrays.get(rule.NAME, {}))
+    return rule.apply(images, decisions[rule.NAME])
+
+
+def conflicts(images: np.ndarray, have: Decisions, modes: dict[str, str | None]) -> list[str]:
     """The rules whose given mode would decide otherwise than the tree stored (each
     judged on the images as the tree's earlier stored decisions leave them)."""
-    have, out = stored(attrs), []
+    out = []
     for rule in RULES:
         mode = modes.get(rule.NAME)
         if mode is not None and rule.decide(images, mode) != have[rule.NAME]:
             out.append(rule.NAME)
-        images = rule.apply(images, have[rule.NAME])
+        images = _applied(rule, images, have)
     return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hctree import levels, polarity, position, scale
+from hctree import levels, orientation, polarity, position, scale
 from hctree.tree import Tree
 
 
@@ -42,6 +42,8 @@ def tree_text(tree: Tree, top: int = 3) -> str:
         head += ", every object moved to the middle (position)"
     if scale.stored(attrs) == scale.FITTED:
         head += ", every object enlarged to fill the frame (scale)"
+    if orientation.stored(attrs) == orientation.TURNED:
+        head += ", every object turned back by its tilt (orientation)"
     lines = [head]
     width = max(2 * n.depth + len(n.name) for n in tree.nodes.values()) + 2
 

@@ -4,6 +4,7 @@ Schema (docs/schema.md is the authority)::
 
     /                         attrs: format, format_version, hctree_version, created, ...
     /labels                   int64 [N] (optional), attrs class_names
+    /prepared/<rule>/<array>  what a set rule fitted (optional; hctree.prepare)
     /nodes/<name>             attrs: parent, children, depth, status, split_order, mass
     /nodes/<name>/membership  float32 [N]
     /nodes/<name>/split       attrs: k, stages_done, final_stage, seed
@@ -79,6 +80,7 @@ class TreeRecord:
     nodes: dict[str, NodeRecord]
     labels: np.ndarray | None = None
     class_names: list[str] | None = None
+    prepared: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------- atomic files
@@ -188,6 +190,7 @@ def _read_record(f: h5py.File, stages: bool) -> TreeRecord:
         labels = f["labels"][...].astype(np.int64)
         names = f["labels"].attrs.get("class_names")
         class_names = json.loads(_attr(names)) if names is not None else None
+    prepared = _read_prepared(f)
     nodes: dict[str, NodeRecord] = {}
     for name, g in f["nodes"].items():
         node = NodeRecord(
@@ -211,7 +214,23 @@ def _read_record(f: h5py.File, stages: bool) -> TreeRecord:
                     curves={k: v[...] for k, v in sg["curves"].items()} if "curves" in sg else {},
                 )
         nodes[name] = node
-    return TreeRecord(attrs=attrs, nodes=nodes, labels=labels, class_names=class_names)
+    return TreeRecord(
+        attrs=attrs, nodes=nodes, labels=labels, class_names=class_names, prepared=prepared
+    )
+
+
+def _read_prepared(f: h5py.File) -> dict[str, dict[str, np.ndarray]]:
+    """The set rules' fitted arrays under ``/prepared`` (ValueError for anything else there)."""
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for rule, group in f.get("prepared", {}).items():
+        if not isinstance(group, h5py.Group):
+            raise ValueError(f"/prepared/{rule} is not a group")
+        out[rule] = {}
+        for name, ds in group.items():
+            if not isinstance(ds, h5py.Dataset) or ds.dtype.kind not in "fiu":
+                raise ValueError(f"/prepared/{rule}/{name} is not an array of numbers")
+            out[rule][name] = ds[...]
+    return out
 
 
 def read_models(path: str | os.PathLike, node: str) -> ModelState:
@@ -240,6 +259,10 @@ def _write_record(f: h5py.File, record: TreeRecord) -> None:
         ds = f.create_dataset("labels", data=record.labels.astype(np.int64), compression="gzip")
         if record.class_names is not None:
             ds.attrs["class_names"] = json.dumps(list(record.class_names))
+    for rule, arrays in record.prepared.items():
+        group = f.create_group(f"prepared/{rule}")
+        for name, value in arrays.items():
+            group.create_dataset(name, data=np.asarray(value), compression="gzip")
     nodes = f.create_group("nodes")
     for node in record.nodes.values():
         _write_node(nodes.create_group(node.name), node)

@@ -31,13 +31,15 @@ def grows_the_tree_of_its_prepared_images(
     phrase: str,
     tmp_path: Path,
     absent: str | None = None,
+    modes: dict[str, str] | None = None,
 ) -> Tree:
     """Grow ``given`` (which ``rule`` changes into ``prepared``) and ``prepared`` itself,
     and check that they give the same tree; that the tree stores ``decision``, routes
     ``given`` to its own memberships, and says ``phrase`` in ``info`` (the plain tree
     not ``absent``, by default the phrase); and that the rule turned ``off`` stores
-    ``as-given``. Returns the tree of ``given``."""
-    kw = {"preset": "tiny", "overrides": FAST, "seed": 2, "threads": 1}
+    ``as-given``. ``modes`` (other rules' modes) go to every grow. Returns the tree
+    of ``given``."""
+    kw = {"preset": "tiny", "overrides": FAST, "seed": 2, "threads": 1, **(modes or {})}
     plain = grow(prepared, tmp_path / "plain.h5", 2, **kw)
     tree = grow(given, tmp_path / f"{rule}.h5", 2, **kw)
     assert tree.attrs[rule] == decision

@@ -43,12 +43,14 @@ def test_fashion_mnist_spans_the_range_and_is_used_as_given(fmnist):
     assert levels.decide(images) == levels.AS_GIVEN
     assert levels.apply(images, levels.AS_GIVEN) is images
     decisions = prepare.decide(images, {})
-    assert decisions == {
+    assert decisions.rules == {
         "polarity": "as-given",
         "levels": "as-given",
         "position": "as-given",
         "scale": "as-given",
+        "orientation": "as-given",
     }
+    assert decisions.arrays == {}
     assert prepare.apply(images, decisions) is images
 
 
