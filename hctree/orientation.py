@@ -188,23 +188,32 @@ def decide(images: np.ndarray, mode: str = "auto") -> str:
 
     images: uint8 ``[N, C, H, W]``. Returns one of ``DECISIONS``.
     """
-    if mode not in MODES:
-        raise ValueError(f"orientation mode must be one of {MODES}, not {mode!r}")
-    if mode == "off" or len(images) < 2 or not position.objects_on_plain_backgrounds(images):
-        return AS_GIVEN
-    return TURNED if fit(images).turn >= MIN_TURN else AS_GIVEN
+    learned = _judged(images, mode)
+    return TURNED if learned is not None and learned.turn >= MIN_TURN else AS_GIVEN
 
 
-def fitted(images: np.ndarray) -> dict[str, np.ndarray]:
-    """The arrays a turned tree stores: landmarks and their tilts, and ``tilts`` of
-    ``images`` themselves (its training images)."""
-    learned = fit(images)
+def decide_fitted(images: np.ndarray, mode: str = "auto") -> tuple[str, dict[str, np.ndarray]]:
+    """:func:`decide`, and for ``TURNED`` the arrays the tree stores: the landmarks, their
+    tilts, and the ``tilts`` of ``images`` themselves (its training images)."""
+    learned = _judged(images, mode)
+    if learned is None or learned.turn < MIN_TURN:
+        return AS_GIVEN, {}
     tilts = place(images, learned.landmarks, learned.landmark_tilts)
-    return {
+    return TURNED, {
         "landmarks": learned.landmarks.astype(np.float32),
         "landmark_tilts": learned.landmark_tilts.astype(np.float64),
         "tilts": tilts.astype(np.float32),
     }
+
+
+def _judged(images: np.ndarray, mode: str) -> Fit | None:
+    """The set's fit when ``mode`` lets the rule judge it (auto, objects on plain
+    backgrounds), else None."""
+    if mode not in MODES:
+        raise ValueError(f"orientation mode must be one of {MODES}, not {mode!r}")
+    if mode == "off" or len(images) < 2 or not position.objects_on_plain_backgrounds(images):
+        return None
+    return fit(images)
 
 
 def apply(images: np.ndarray, decision: str, arrays: dict[str, np.ndarray]) -> np.ndarray:

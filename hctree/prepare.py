@@ -65,9 +65,13 @@ def decide(images: np.ndarray, modes: dict[str, str | None]) -> Decisions:
     """
     rules, arrays = {}, {}
     for rule in RULES:
-        rules[rule.NAME] = decision = rule.decide(images, modes.get(rule.NAME) or "auto")
-        if hasattr(rule, "ARRAYS") and decision != rule.AS_GIVEN:
-            arrays[rule.NAME] = rule.fitted(images)
+        mode = modes.get(rule.NAME) or "auto"
+        if hasattr(rule, "ARRAYS"):
+            rules[rule.NAME], fitted = rule.decide_fitted(images, mode)
+            if fitted:
+                arrays[rule.NAME] = fitted
+        else:
+            rules[rule.NAME] = rule.decide(images, mode)
         images = _applied(rule, images, Decisions(rules, arrays))
     return Decisions(rules, arrays)
 

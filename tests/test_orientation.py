@@ -64,7 +64,8 @@ def test_a_tilted_set_is_turned_and_an_upright_one_is_kept(garments):
 
 def test_tilts_follow_the_true_angle_and_turned_back_images_count_as_upright(garments):
     tilted, angles = _tilted(garments.images, seed=2)
-    arrays = orientation.fitted(tilted)
+    decision, arrays = orientation.decide_fitted(tilted)
+    assert decision == orientation.TURNED
     corr = _within_class_corr(arrays["tilts"], angles, garments.labels)
     assert min(corr[:2]) > 0.9 and corr[2] > 0.6  # bags, nearly square, are the hardest
     back = orientation.apply(tilted, orientation.TURNED, arrays)
@@ -77,7 +78,7 @@ def test_tilts_follow_the_true_angle_and_turned_back_images_count_as_upright(gar
 
 def test_new_images_are_placed_against_the_landmarks_as_the_training_images_were(garments):
     tilted, angles = _tilted(garments.images, seed=3)
-    arrays = orientation.fitted(tilted[:400])
+    arrays = orientation.decide_fitted(tilted[:400])[1]
     placed = orientation.place(tilted[:400], arrays["landmarks"], arrays["landmark_tilts"])
     np.testing.assert_allclose(placed, arrays["tilts"], atol=1e-4)
     new = {k: arrays[k] for k in orientation.ARRAYS}
@@ -101,8 +102,9 @@ def test_landmarks_of_large_colour_images_are_grey_and_small():
     learned = orientation.fit(images)
     assert learned.landmarks.shape == (30, 1, 32, 32)
     assert learned.turn >= orientation.MIN_TURN
-    assert orientation.invalid_arrays(orientation.fitted(images), 30, (3, 64, 64)) is None
-    assert orientation.invalid_arrays(orientation.fitted(images), 30, (3, 28, 28)) is not None
+    arrays = orientation.decide_fitted(images)[1]
+    assert orientation.invalid_arrays(arrays, 30, (3, 64, 64)) is None
+    assert "do not match" in orientation.invalid_arrays(arrays, 30, (3, 28, 28))
 
 
 @pytest.fixture(scope="module")
