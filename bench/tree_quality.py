@@ -37,6 +37,7 @@ def main() -> None:
     parser.add_argument("--position", default=None, choices=["auto", "off"])
     parser.add_argument("--scale", default=None, choices=["auto", "off"])
     parser.add_argument("--orientation", default=None, choices=["auto", "off"])
+    parser.add_argument("--colour", default=None, choices=["auto", "off"])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None)
@@ -68,6 +69,7 @@ def main() -> None:
         position=args.position,
         scale=args.scale,
         orientation=args.orientation,
+        colour=args.colour,
         threads=args.threads,
         progress=None if args.quiet else TextProgress(),
     )
@@ -86,6 +88,7 @@ def main() -> None:
                 "position": str(tree.attrs.get("position", "")),
                 "scale": str(tree.attrs.get("scale", "")),
                 "orientation": str(tree.attrs.get("orientation", "")),
+                "colour": str(tree.attrs.get("colour", "")),
                 "settings": overrides,
                 "n": len(data),
                 "leaves": len(tree.leaves),

@@ -103,6 +103,14 @@ def parse_leaves(text: str) -> int | str:
     "object fills the frame for training; off: as given [default: auto; stored with the tree].",
 )
 @click.option(
+    "--colour",
+    type=click.Choice(["auto", "off"]),
+    default=None,
+    help="auto: when each image holds a single colour and the colours differ between "
+    "images, train on the pictures without it; off: as given [default: auto; stored "
+    "with the tree].",
+)
+@click.option(
     "--orientation",
     type=click.Choice(["auto", "off"]),
     default=None,
@@ -174,6 +182,7 @@ def grow(
     position,
     scale,
     orientation,
+    colour,
     device,
     seed,
     size,
@@ -219,6 +228,7 @@ def grow(
         position=position,
         scale=scale,
         orientation=orientation,
+        colour=colour,
         checkpoint_every=checkpoint_every,
         progress=progress,
         threads=threads,

@@ -39,9 +39,9 @@ class TreeClustering(ClusterMixin, BaseEstimator):
     ``settings`` (dict of preset overrides, as ``--set``), ``device``, ``threads``,
     ``size``/``channels`` (conversions applied to every X), ``verbose`` (print
     progress to stderr), ``leaf_order`` (``mass`` or ``supported``, as ``--leaf-order``),
-    ``polarity``, ``levels``, ``position``, ``scale`` and ``orientation`` (``auto`` or
-    ``off``, as ``--polarity``, ``--levels``, ``--position``, ``--scale`` and
-    ``--orientation``; None: auto for a new tree).
+    ``colour``, ``polarity``, ``levels``, ``position``, ``scale`` and ``orientation``
+    (``auto`` or ``off``, as ``--colour``, ``--polarity``, ``--levels``,
+    ``--position``, ``--scale`` and ``--orientation``; None: auto for a new tree).
 
     Attributes after ``fit``: ``labels_`` int64 ``[N]`` (leaf index per image, in
     ``tree_.leaves`` order), ``tree_`` (:class:`hctree.Tree`), ``n_leaves_``,
@@ -69,6 +69,7 @@ class TreeClustering(ClusterMixin, BaseEstimator):
         position: str | None = None,
         scale: str | None = None,
         orientation: str | None = None,
+        colour: str | None = None,
     ):
         self.n_leaves = n_leaves
         self.splitter = splitter
@@ -89,6 +90,7 @@ class TreeClustering(ClusterMixin, BaseEstimator):
         self.position = position
         self.scale = scale
         self.orientation = orientation
+        self.colour = colour
 
     def _images(self, X: Any) -> ImageSet:
         if isinstance(X, ImageSet):
@@ -122,6 +124,7 @@ class TreeClustering(ClusterMixin, BaseEstimator):
             position=self.position,
             scale=self.scale,
             orientation=self.orientation,
+            colour=self.colour,
         )
         self.tree_: Tree = tree
         self.memberships_ = tree.memberships()

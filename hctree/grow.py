@@ -283,6 +283,8 @@ def training_images(record: TreeRecord, data: ImageSet) -> tuple[ImageSet, dict[
 
 
 _RULE_MESSAGES = {
+    "colour": "colour: each image holds a single colour, which differs between images; {n} "
+    "images are trained on without it, as grey pictures (--colour off keeps them as given)",
     "polarity": "polarity: the images mix dark and light backgrounds; the {n} on a light one "
     "are inverted for training (--polarity off keeps them as given)",
     "levels": "levels: the images' exposure varies; {n} of them are stretched from black to "
@@ -337,6 +339,7 @@ def grow(
     scale: str | None = None,
     batch_splits: int = 1,
     orientation: str | None = None,
+    colour: str | None = None,
 ) -> Tree:
     """Grow (or resume growing) the tree in ``out`` until it has ``leaves`` leaves.
 
@@ -368,7 +371,9 @@ def grow(
     sizes is trained on with every object resampled to fill the frame (hctree.scale),
     after the position rule. ``orientation`` (the same choices): whether a set whose
     objects come tilted by varying angles is trained on with every image turned back
-    by its tilt (hctree.orientation), after the scale rule. ``batch_splits`` > 1 trains up
+    by its tilt (hctree.orientation), after the scale rule. ``colour`` (the same
+    choices, decided first): whether a colour set whose images each hold a single
+    colour is trained on without it (hctree.colour). ``batch_splits`` > 1 trains up
     to that many leaves' splits at once in this process, the same stage of several
     nodes as one batched step (a GPU option; the same computation up to float
     rounding, hctree.splitters.hcmgan_frontier).
@@ -393,6 +398,7 @@ def grow(
     if branching is not None and branching < 2:
         raise HCTreeError(f"--branching must be at least 2, not {branching}.")
     modes = {
+        "colour": colour,
         "polarity": polarity,
         "levels": levels,
         "position": position,

@@ -1,7 +1,7 @@
 """The images the networks see: a tree's set-level rules, applied in order.
 
-Each rule (hctree.polarity, hctree.levels, hctree.position, hctree.scale, then
-hctree.orientation) looks at the whole set once, when a tree is created, and
+Each rule (hctree.colour, hctree.polarity, hctree.levels, hctree.position,
+hctree.scale, then hctree.orientation) looks at the whole set once, when a tree is created, and
 decides whether to change its images; the decisions are stored as root attributes
 under the rule's ``NAME``, and what a rule fitted on the set (orientation's
 landmarks, say: a rule with ``ARRAYS``) under ``/prepared/<NAME>``. Training,
@@ -16,10 +16,10 @@ from types import ModuleType
 
 import numpy as np
 
-from hctree import levels, orientation, polarity, position, scale
+from hctree import colour, levels, orientation, polarity, position, scale
 from hctree.errors import HCTreeError
 
-RULES: tuple[ModuleType, ...] = (polarity, levels, position, scale, orientation)
+RULES: tuple[ModuleType, ...] = (colour, polarity, levels, position, scale, orientation)
 
 Arrays = dict[str, dict[str, np.ndarray]]  # rule name -> what it fitted
 

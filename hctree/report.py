@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hctree import levels, orientation, polarity, position, scale
+from hctree import colour, levels, orientation, polarity, position, scale
 from hctree.tree import Tree
 
 
@@ -34,6 +34,8 @@ def tree_text(tree: Tree, top: int = 3) -> str:
         f"{'x'.join(str(int(v)) for v in attrs['image_shape'])}, splitter {attrs['splitter']} "
         f"(preset {attrs['preset']}), seed {attrs['seed']}, data {attrs['dataset_source']}"
     )
+    if colour.stored(attrs) == colour.GREY:
+        head += ", every image's single colour taken away (colour)"
     if polarity.stored(attrs) == polarity.DARK:
         head += ", light backgrounds inverted (polarity)"
     if levels.stored(attrs) == levels.STRETCHED:

@@ -44,6 +44,7 @@ def test_fashion_mnist_spans_the_range_and_is_used_as_given(fmnist):
     assert levels.apply(images, levels.AS_GIVEN) is images
     decisions = prepare.decide(images, {})
     assert decisions.rules == {
+        "colour": "as-given",
         "polarity": "as-given",
         "levels": "as-given",
         "position": "as-given",
