@@ -222,7 +222,10 @@ def _read_record(f: h5py.File, stages: bool) -> TreeRecord:
 def _read_prepared(f: h5py.File) -> dict[str, dict[str, np.ndarray]]:
     """The set rules' fitted arrays under ``/prepared`` (ValueError for anything else there)."""
     out: dict[str, dict[str, np.ndarray]] = {}
-    for rule, group in f.get("prepared", {}).items():
+    top = f.get("prepared", {})
+    if not isinstance(top, h5py.Group | dict):
+        raise ValueError("/prepared is not a group")
+    for rule, group in top.items():
         if not isinstance(group, h5py.Group):
             raise ValueError(f"/prepared/{rule} is not a group")
         out[rule] = {}

@@ -158,6 +158,11 @@ def test_a_turned_tree_without_its_landmarks_is_reported(pair, tmp_path):
         f["prepared/orientation/landmark_tilts"] = np.array([b"x"] * 120)
     with pytest.raises(HCTreeError, match="damaged"):
         read_tree(out)
+    with h5py.File(out, "r+") as f:
+        del f["prepared"]
+        f["prepared"] = np.zeros(3)
+    with pytest.raises(HCTreeError, match="damaged"):
+        read_tree(out)
 
 
 def test_the_command_line_refuses_to_change_a_stored_orientation(pair, tmp_path):
