@@ -1,6 +1,6 @@
 """Every set rule's decision on a set, and the orientation rule's statistic.
 
-    .venv/bin/python bench/rule_decisions.py fashion-mnist:10000:0 bench/out/shifted.npz ...
+    .venv/bin/python bench/rule_decisions.py fashion-mnist:10000:0 bench/out/shifted.npz ... [--mode colour=auto]
 
 Each argument is a set file of bench/make_sets.py, or ``NAME[:SUBSET[:SEED]]`` for a
 set hctree loads itself. Prints one JSON line per set: its rules' decisions
@@ -33,12 +33,14 @@ def images_of(spec: str) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sets", nargs="+")
+    parser.add_argument("--mode", action="append", default=[], help="RULE=MODE, as grow's")
     args = parser.parse_args()
+    modes = dict(item.split("=", 1) for item in args.mode)
     torch.set_num_threads(1)
     for spec in args.sets:
         images = images_of(spec)
         start = time.time()
-        decisions = prepare.decide(images, {})
+        decisions = prepare.decide(images, modes)
         seconds = time.time() - start
         upright = prepare.Decisions({**decisions.rules, orientation.NAME: orientation.AS_GIVEN})
         before = prepare.apply(images, upright)  # as the rules before orientation leave them

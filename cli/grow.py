@@ -107,7 +107,7 @@ def parse_leaves(text: str) -> int | str:
     type=click.Choice(["auto", "off"]),
     default=None,
     help="auto: when each image holds a single colour and the colours differ between "
-    "images, train on the pictures without it; off: as given [default: auto; stored "
+    "images, train on the pictures without it; off: as given [default: off; stored "
     "with the tree].",
 )
 @click.option(

@@ -18,9 +18,11 @@ widens the seed spread of every split that meets it. The rule:
   brightest channel shows it.
 
 A set that does not qualify, and every grey set, is used exactly as given, bit
-for bit. The decision is made once, when a tree is created, and stored with it
-(``colour``): training, resuming and ``assign`` apply the same rule, image by
-image, before every other rule (hctree.prepare).
+for bit. The rule is off unless asked for (``--colour auto``): it gained on the
+set it was developed on but not on the held-out tinted sets. The decision is
+made once, when a tree is created, and stored with it (``colour``): training,
+resuming and ``assign`` apply the same rule, image by image, before every other
+rule (hctree.prepare).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ AS_GIVEN = "as-given"
 GREY = "grey"
 DECISIONS = (AS_GIVEN, GREY)
 MODES = ("auto", "off")
+DEFAULT = "off"  # opt-in: it did not pay on held-out sets (docs/benchmarks.md)
 
 MIN_SHARE = 0.999  # an image this close to one colour holds a single colour
 COVER = 0.95  # the share of images that must

@@ -41,7 +41,8 @@ class TreeClustering(ClusterMixin, BaseEstimator):
     progress to stderr), ``leaf_order`` (``mass`` or ``supported``, as ``--leaf-order``),
     ``colour``, ``polarity``, ``levels``, ``position``, ``scale`` and ``orientation``
     (``auto`` or ``off``, as ``--colour``, ``--polarity``, ``--levels``,
-    ``--position``, ``--scale`` and ``--orientation``; None: auto for a new tree).
+    ``--position``, ``--scale`` and ``--orientation``; None: auto for a new tree, but
+    off for ``colour``).
 
     Attributes after ``fit``: ``labels_`` int64 ``[N]`` (leaf index per image, in
     ``tree_.leaves`` order), ``tree_`` (:class:`hctree.Tree`), ``n_leaves_``,

@@ -372,8 +372,8 @@ def grow(
     after the position rule. ``orientation`` (the same choices): whether a set whose
     objects come tilted by varying angles is trained on with every image turned back
     by its tilt (hctree.orientation), after the scale rule. ``colour`` (the same
-    choices, decided first): whether a colour set whose images each hold a single
-    colour is trained on without it (hctree.colour). ``batch_splits`` > 1 trains up
+    choices, decided first; None is off): whether a colour set whose images each
+    hold a single colour is trained on without it (hctree.colour). ``batch_splits`` > 1 trains up
     to that many leaves' splits at once in this process, the same stage of several
     nodes as one batched step (a GPU option; the same computation up to float
     rounding, hctree.splitters.hcmgan_frontier).

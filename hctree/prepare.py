@@ -58,14 +58,15 @@ def check_modes(modes: dict[str, str | None]) -> None:
 
 
 def decide(images: np.ndarray, modes: dict[str, str | None]) -> Decisions:
-    """Every rule's decision for a new tree (a missing or None mode is auto), and
+    """Every rule's decision for a new tree (a missing or None mode is the rule's
+    ``DEFAULT``, or auto), and
     what the acting rules fitted on ``images``, the training images.
 
     Each rule decides on the images as the rules before it left them.
     """
     rules, arrays = {}, {}
     for rule in RULES:
-        mode = modes.get(rule.NAME) or "auto"
+        mode = modes.get(rule.NAME) or getattr(rule, "DEFAULT", "auto")
         if hasattr(rule, "ARRAYS"):
             rules[rule.NAME], fitted = rule.decide_fitted(images, mode)
             if fitted:

@@ -37,7 +37,7 @@ def grows_the_tree_of_its_prepared_images(
     and check that they give the same tree; that the tree stores ``decision``, routes
     ``given`` to its own memberships, and says ``phrase`` in ``info`` (the plain tree
     not ``absent``, by default the phrase); and that the rule turned ``off`` stores
-    ``as-given``. ``modes`` (other rules' modes) go to every grow. Returns the tree
+    ``as-given``. ``modes`` (rules' modes) go to every grow but the last. Returns the tree
     of ``given``."""
     kw = {"preset": "tiny", "overrides": FAST, "seed": 2, "threads": 1, **(modes or {})}
     plain = grow(prepared, tmp_path / "plain.h5", 2, **kw)
@@ -49,6 +49,6 @@ def grows_the_tree_of_its_prepared_images(
     np.testing.assert_allclose(routed, tree.memberships(), atol=1e-4)
     assert phrase in tree_text(tree)
     assert (absent or phrase) not in tree_text(plain)
-    off = grow(given, tmp_path / "off.h5", 2, **{rule: "off"}, **kw)
+    off = grow(given, tmp_path / "off.h5", 2, **{**kw, rule: "off"})
     assert off.attrs[rule] == AS_GIVEN
     return tree

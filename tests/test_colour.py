@@ -68,10 +68,13 @@ def pair(fmnist, fmnist_classes) -> ImageSet:
 
 def test_a_tinted_set_grows_the_tree_of_its_grey_pictures(pair, tmp_path):
     tinted = with_images(pair, _cast(pair.images, seed=2))
-    decisions = prepare.decide(tinted.images, {})
-    assert decisions["colour"] == colour.GREY
+    assert prepare.decide(tinted.images, {})["colour"] == colour.AS_GIVEN  # off unless asked
+    asked = {"colour": "auto"}
+    assert prepare.decide(tinted.images, asked)["colour"] == colour.GREY
     only_colour = {rule.NAME: rule.AS_GIVEN for rule in prepare.RULES} | {"colour": colour.GREY}
     plain = with_images(pair, prepare.apply(tinted.images, prepare.Decisions(only_colour)))
-    assert prepare.decide(plain.images, {})["colour"] == colour.AS_GIVEN
+    assert prepare.decide(plain.images, asked)["colour"] == colour.AS_GIVEN
     phrase = "single colour taken away"
-    grows_the_tree_of_its_prepared_images(tinted, plain, "colour", colour.GREY, phrase, tmp_path)
+    grows_the_tree_of_its_prepared_images(
+        tinted, plain, "colour", colour.GREY, phrase, tmp_path, modes=asked
+    )
