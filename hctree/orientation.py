@@ -81,12 +81,14 @@ def grid() -> np.ndarray:
 def working(images: np.ndarray) -> torch.Tensor:
     """``images`` (uint8 ``[N, C, H, W]``) as the search sees them: grey, background
     taken away, in [-1, 1], at most ``WORK_SIDE`` on a side; float32 ``[N, 1, h, w]``."""
-    background = torch.from_numpy(position.backgrounds(images)).mean(1)[:, None, None, None]
-    x = (torch.from_numpy(images).float().mean(1, keepdim=True) - background) / 255
     size = working_size(images.shape[2], images.shape[3])
-    if size != tuple(images.shape[2:]):
-        x = F.interpolate(x, size=size, mode="area")
-    return x.contiguous()
+    out = torch.empty(len(images), 1, *size)
+    for rows in spans(images):
+        part = images[rows]
+        background = torch.from_numpy(position.backgrounds(part)).mean(1)[:, None, None, None]
+        x = (torch.from_numpy(part).float().mean(1, keepdim=True) - background) / 255
+        out[rows] = F.interpolate(x, size=size, mode="area") if size != x.shape[2:] else x
+    return out
 
 
 def working_size(height: int, width: int) -> tuple[int, int]:
