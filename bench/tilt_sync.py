@@ -25,15 +25,14 @@ import math
 import time
 
 import numpy as np
-import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 import torch
 import torch.nn.functional as F
 from set_copy import read_set, write_set
 from upright_copy import turned as turned_images
 
-from hctree import prepare
+from hctree import orientation, prepare
 from hctree.data import load_images
+from hctree.orientation import synchronise
 
 
 def turned(x: torch.Tensor, degrees: float) -> torch.Tensor:
@@ -45,32 +44,8 @@ def turned(x: torch.Tensor, degrees: float) -> torch.Tensor:
 
 
 def pair_angles(x: torch.Tensor, most: float, step: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Squared distance ``d[i, j]`` between image i and image j turned by its best angle
-    ``a[i, j]`` (degrees), float ``[N, N]`` each; the diagonal's distance is infinite."""
-    n = len(x)
-    flat = x.reshape(n, -1)
-    sq = flat.square().sum(1)
-    best = torch.full((n, n), float("inf"))
-    angle = torch.zeros(n, n)
-    for degrees in np.arange(-most, most + step / 2, step):
-        moved = turned(x, float(degrees)).reshape(n, -1)
-        d = sq[:, None] + moved.square().sum(1)[None, :] - 2 * flat @ moved.T
-        better = d < best
-        best = torch.where(better, d, best)
-        angle = torch.where(better, torch.tensor(float(degrees)), angle)
-    best.fill_diagonal_(float("inf"))
-    return best, angle
-
-
-def synchronise(rows: np.ndarray, cols: np.ndarray, angles: np.ndarray, n: int) -> np.ndarray:
-    """Tilts ``t`` float ``[n]`` with ``t[rows] - t[cols] ~ angles`` in least squares, mean 0."""
-    m = len(rows)
-    edge = np.arange(m)
-    diff = sp.csr_matrix(
-        (np.r_[np.ones(m), -np.ones(m)], (np.r_[edge, edge], np.r_[rows, cols])), shape=(m, n)
-    )
-    system = sp.vstack([diff, sp.csr_matrix(np.ones((1, n)))])
-    return spla.lsqr(system, np.r_[angles, 0.0], atol=1e-8, btol=1e-8, iter_lim=5000)[0]
+    """hctree's pair search (``orientation.pair_angles``) on a grid of ``most`` and ``step``."""
+    return orientation.pair_angles(x, orientation.grid(most, step))
 
 
 def placed(
@@ -140,7 +115,7 @@ def main() -> None:
     else:  # a set hctree loads itself: a seeded subset of --n images
         data = load_images(args.data, subset=args.n, seed=0)
         arrays, four = {"labels": data.labels}, data.images
-    images = prepare.apply(four, prepare.decide(four, {}))
+    images = prepare.apply(four, prepare.decide(four, {"orientation": "off"}))  # the rule's job
     n = len(images) if args.copy else args.n
     x = torch.from_numpy(images[:n]).float().mean(1, keepdim=True) / 255
     labels = arrays["labels"][:n]

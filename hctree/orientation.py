@@ -73,9 +73,9 @@ def stored(attrs: dict) -> str:
     return str(attrs.get(NAME, AS_GIVEN))
 
 
-def grid() -> np.ndarray:
-    """The angles tried, degrees float64 ``[A]``."""
-    return np.arange(-MOST, MOST + STEP / 2, STEP)
+def grid(most: float = MOST, step: float = STEP) -> np.ndarray:
+    """The angles tried, ``-most`` to ``most`` in steps of ``step``: degrees float64 ``[A]``."""
+    return np.arange(-most, most + step / 2, step)
 
 
 def working(images: np.ndarray) -> torch.Tensor:
@@ -110,21 +110,24 @@ def turned(x: torch.Tensor, degrees: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(x, sampled, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-def _turns(x: torch.Tensor) -> torch.Tensor:
-    """Every image of ``x`` under every angle of the grid, flat float ``[A, N, P]``."""
-    return torch.stack([turned(x, torch.tensor(d)).reshape(len(x), -1) for d in grid()])
+def _turns(x: torch.Tensor, angles: np.ndarray) -> torch.Tensor:
+    """Every image of ``x`` under every one of ``angles``, flat float ``[A, N, P]``."""
+    return torch.stack([turned(x, torch.tensor(d)).reshape(len(x), -1) for d in angles])
 
 
-def pair_angles(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def pair_angles(
+    x: torch.Tensor, angles: np.ndarray | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Squared distance ``d[i, j]`` between image i and image j turned by its best
-    angle ``a[i, j]`` (degrees), float ``[N, N]`` each; the diagonal's distance is
-    infinite."""
+    angle ``a[i, j]`` (degrees, one of ``angles``, by default the :func:`grid`),
+    float ``[N, N]`` each; the diagonal's distance is infinite."""
+    angles = grid() if angles is None else angles
     n = len(x)
     flat = x.reshape(n, -1)
     sq = flat.square().sum(1)
     best = torch.full((n, n), float("inf"))
     angle = torch.zeros(n, n)
-    for degrees, moved in zip(grid(), _turns(x), strict=True):
+    for degrees, moved in zip(angles, _turns(x, angles), strict=True):
         d = sq[:, None] + moved.square().sum(1)[None, :] - 2 * flat @ moved.T
         better = d < best
         best = torch.where(better, d, best)
@@ -166,7 +169,7 @@ def place(images: np.ndarray, landmarks: np.ndarray, landmark_tilts: np.ndarray)
     over the closest landmarks under their best angles, of landmark tilt plus angle;
     degrees float64 ``[N]``."""
     marks = torch.from_numpy(landmarks)
-    moved = _turns(marks)  # [A, M, P]
+    moved = _turns(marks, grid())  # [A, M, P]
     moved_sq = moved.square().sum(2)
     angles = torch.from_numpy(grid()).float()
     tilts = torch.from_numpy(landmark_tilts).float()
