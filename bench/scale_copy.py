@@ -23,7 +23,8 @@ def main() -> None:
     parser.add_argument("target")
     args = parser.parse_args()
     arrays, four = read_set(args.source)
-    decisions = prepare.decide(four, {"scale": "off"})  # the rule on screen comes last
+    # the rule on screen, and the orientation rule after it, are left off
+    decisions = prepare.decide(four, {"scale": "off", "orientation": "off"})
     before = prepare.apply(four, decisions)
     print(f"{args.source}: {decisions}, size spread {scale.spread(before):.3f}")
     moved = scale.apply(before, scale.FITTED)

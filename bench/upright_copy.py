@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("--elongation", type=float, default=1.5)
     args = parser.parse_args()
     arrays, four = read_set(args.source)
-    before = prepare.apply(four, prepare.decide(four, {}))
+    before = prepare.apply(four, prepare.decide(four, {"orientation": "off"}))  # what it screens
     tilt = tilts(before, args.elongation)
     after = turned(before, tilt)
     write_set(args.target, arrays, after)
