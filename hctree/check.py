@@ -33,7 +33,7 @@ def check_structure(record: TreeRecord) -> str | None:
         return "the tree has no root node r."
     if record.attrs.get("splitter") is None or record.attrs.get("config_json") is None:
         return "the tree does not record its splitter and settings."
-    rules = prepare.invalid(record.attrs, record.prepared, n, prepare.image_shape(record.attrs))
+    rules = prepare.invalid(record.attrs, record.prepared)
     if rules:
         return rules
     root = nodes["r"].membership

@@ -81,7 +81,7 @@ def stored(attrs: dict, arrays: Arrays | None = None) -> Decisions:
     """A tree's stored decisions, one per rule, with its stored ``arrays`` (the
     training images' own); HCTreeError for a decision no rule makes or arrays missing."""
     arrays = arrays or {}
-    problem = invalid(attrs, arrays, _n(attrs), image_shape(attrs))
+    problem = invalid(attrs, arrays)
     if problem:
         raise HCTreeError(problem)
     return Decisions({rule.NAME: rule.stored(attrs) for rule in RULES}, arrays)
@@ -92,22 +92,17 @@ def _n(attrs: dict) -> int | None:
     return int(attrs["n"]) if "n" in attrs else None
 
 
-def image_shape(attrs: dict) -> tuple[int, ...] | None:
+def _image_shape(attrs: dict) -> tuple[int, ...] | None:
     """A tree's stored image shape ``(C, H, W)``, or None."""
     shape = attrs.get("image_shape")
     return tuple(int(v) for v in shape) if shape is not None else None
 
 
-def invalid(
-    attrs: dict,
-    arrays: Arrays | None = None,
-    n: int | None = None,
-    image_shape: tuple[int, ...] | None = None,
-) -> str | None:
+def invalid(attrs: dict, arrays: Arrays | None = None) -> str | None:
     """One sentence on a stored decision that its rule never makes, or on an acting
-    rule's missing or misshapen arrays (``n`` training images of ``image_shape``
-    ``[C, H, W]``, where known), or None."""
-    arrays = arrays or {}
+    rule's missing arrays or arrays that do not fit the tree's images (its ``n`` and
+    ``image_shape``, where stored), or None."""
+    arrays, n, shape = arrays or {}, _n(attrs), _image_shape(attrs)
     for rule in RULES:
         value = rule.stored(attrs)
         if value not in rule.DECISIONS:
@@ -116,7 +111,7 @@ def invalid(
                 f"{', '.join(rule.DECISIONS)}."
             )
         if hasattr(rule, "ARRAYS") and value != rule.AS_GIVEN:
-            problem = rule.invalid_arrays(arrays.get(rule.NAME, {}), n, image_shape)
+            problem = rule.invalid_arrays(arrays.get(rule.NAME, {}), n, shape)
             if problem:
                 return f"the tree's {rule.NAME} rule is {value} but {problem}"
     return None
