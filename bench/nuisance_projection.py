@@ -47,9 +47,7 @@ def main() -> None:
     tree = open_tree(args.tree)
     splitter, config = stored_splitter(tree.attrs)
     data = load_for_tree(tree, args.data)
-    images = torch.from_numpy(
-        prepare.apply(data.images, prepare.stored(tree.attrs, tree.record.prepared))
-    )
+    images = torch.from_numpy(prepare.apply(data.images, prepare.stored(tree.record)))
     nuisance = nuisance_of(args.data, tree.n)
     shape = tuple(int(v) for v in tree.attrs["image_shape"])
     trunk = splitter.features(tree.models(args.node[:-1]), config, shape, torch.device("cpu"))

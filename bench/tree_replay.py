@@ -55,9 +55,7 @@ def load_replay(args: argparse.Namespace) -> Replay:
     engine.configure_threads(args.threads)
     tree = Tree(read_tree(args.tree), path=Path(args.tree))
     data = load_images(args.data, subset=args.subset or None, seed=args.seed)
-    images = torch.from_numpy(
-        prepare.apply(data.images, prepare.stored(tree.attrs, tree.record.prepared))
-    )
+    images = torch.from_numpy(prepare.apply(data.images, prepare.stored(tree.record)))
     stem = Path(str(data.source)).stem
     warm = torch.from_numpy(np.load(f"bench/out/trunk-{stem}-{len(data)}-s{args.seed}-base.npy"))
     return Replay(tree, np.asarray(data.labels), images, warm)

@@ -37,7 +37,7 @@ def assign(tree: Tree, data: ImageSet, device: str = "auto", batch: int = 2048) 
         )
     torch_device = resolve_device(device)
     splitter, config = stored_splitter(tree.attrs)
-    decisions = prepare.stored(tree.attrs, tree.record.prepared).for_new_images()
+    decisions = prepare.stored(tree.record).for_new_images()
     images = torch.from_numpy(prepare.apply(data.images, decisions))
     images = images.to(torch_device)
     member = {"r": torch.ones(len(data), device=torch_device)}

@@ -146,8 +146,8 @@ def _new_record(
     config: Any,
     seed: int,
     branching: int,
-    leaf_order: str = "mass",
-    decisions: prepare.Decisions | None = None,
+    leaf_order: str,
+    decisions: prepare.Decisions,
 ) -> TreeRecord:
     c, h, w = data.image_shape
     attrs = {
@@ -162,7 +162,7 @@ def _new_record(
         "seed": seed,
         "branching": branching,
         "leaf_order": leaf_order,
-        **(decisions or prepare.stored({})).rules,
+        **decisions.rules,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "splits_done": 0,
     }
@@ -172,7 +172,7 @@ def _new_record(
         nodes={"r": root},
         labels=data.labels,
         class_names=data.class_names,
-        prepared=decisions.arrays if decisions else {},
+        prepared=decisions.arrays,
     )
 
 
@@ -258,7 +258,7 @@ def _check_same(
 def _check_rules(record: TreeRecord, path: Path, data: ImageSet, modes: dict) -> None:
     """Refuse a set rule's option (``--polarity``, ``--orientation`` ...) that would decide
     otherwise than the stored tree (hctree.prepare)."""
-    have = stored_decisions(record)
+    have = prepare.stored(record)
     clashes = prepare.conflicts(data.images, have, modes)
     if clashes:
         name = clashes[0]
@@ -268,15 +268,10 @@ def _check_rules(record: TreeRecord, path: Path, data: ImageSet, modes: dict) ->
         )
 
 
-def stored_decisions(record: TreeRecord) -> prepare.Decisions:
-    """The tree's set-rule decisions for its own training images (hctree.prepare)."""
-    return prepare.stored(record.attrs, record.prepared)
-
-
 def training_images(record: TreeRecord, data: ImageSet) -> tuple[ImageSet, dict[str, int]]:
     """The images the splitters see under the tree's stored decisions (hctree.prepare),
     and how many images each acting rule changed (``data`` itself when none acts)."""
-    images, counts = prepare.apply_counted(data.images, stored_decisions(record))
+    images, counts = prepare.apply_counted(data.images, prepare.stored(record))
     if images is data.images:
         return data, {}
     return replace(data, images=images), counts

@@ -18,6 +18,7 @@ import numpy as np
 
 from hctree import colour, levels, orientation, polarity, position, scale
 from hctree.errors import HCTreeError
+from hctree.store import TreeRecord
 
 RULES: tuple[ModuleType, ...] = (colour, polarity, levels, position, scale, orientation)
 
@@ -77,14 +78,13 @@ def decide(images: np.ndarray, modes: dict[str, str | None]) -> Decisions:
     return Decisions(rules, arrays)
 
 
-def stored(attrs: dict, arrays: Arrays | None = None) -> Decisions:
-    """A tree's stored decisions, one per rule, with its stored ``arrays`` (the
-    training images' own); HCTreeError for a decision no rule makes or arrays missing."""
-    arrays = arrays or {}
-    problem = invalid(attrs, arrays)
+def stored(record: TreeRecord) -> Decisions:
+    """A tree's stored decisions, one per rule, with its stored arrays (those of its
+    training images); HCTreeError for a decision no rule makes or arrays missing."""
+    problem = invalid(record.attrs, record.prepared)
     if problem:
         raise HCTreeError(problem)
-    return Decisions({rule.NAME: rule.stored(attrs) for rule in RULES}, arrays)
+    return Decisions({rule.NAME: rule.stored(record.attrs) for rule in RULES}, record.prepared)
 
 
 def _n(attrs: dict) -> int | None:
