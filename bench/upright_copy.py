@@ -17,7 +17,6 @@ import argparse
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from set_copy import read_set, write_set
 
 from hctree import position, prepare
@@ -45,16 +44,11 @@ def tilts(images: np.ndarray, elongation: float) -> np.ndarray:
 
 def turned(images: np.ndarray, tilt: np.ndarray) -> np.ndarray:
     """``images`` (uint8 ``[N, C, H, W]``) turned about the frame's middle by ``-tilt``."""
-    n, c, h, w = images.shape
     cos, sin = torch.from_numpy(np.cos(tilt)), torch.from_numpy(np.sin(tilt))
-    theta = torch.zeros(n, 2, 3, dtype=torch.float64)
+    theta = torch.zeros(len(images), 2, 3, dtype=torch.float64)
     theta[:, 0, 0], theta[:, 0, 1] = cos, -sin
     theta[:, 1, 0], theta[:, 1, 1] = sin, cos
-    background = torch.from_numpy(position.backgrounds(images)).double()[:, :, None, None]
-    x = torch.from_numpy(images).double() - background
-    grid = F.affine_grid(theta, [n, c, h, w], align_corners=False)
-    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    return (out + background).round().clamp(0, 255).to(torch.uint8).numpy()
+    return position.resampled(images, theta)
 
 
 def main() -> None:

@@ -99,14 +99,20 @@ def working_size(height: int, width: int) -> tuple[int, int]:
     return max(1, round(height * WORK_SIDE / side)), max(1, round(width * WORK_SIDE / side))
 
 
+def rotations(degrees: torch.Tensor, n: int, dtype: torch.dtype) -> torch.Tensor:
+    """Affine maps ``[n, 2, 3]`` that turn images about their middle by ``degrees``
+    (``[n]`` or one value for all), in grid_sample's normalised coordinates."""
+    r = torch.deg2rad(degrees.to(dtype)).expand(n)
+    theta = torch.zeros(n, 2, 3, dtype=dtype)
+    theta[:, 0, 0], theta[:, 0, 1] = r.cos(), -r.sin()
+    theta[:, 1, 0], theta[:, 1, 1] = r.sin(), r.cos()
+    return theta
+
+
 def turned(x: torch.Tensor, degrees: torch.Tensor) -> torch.Tensor:
     """Images float ``[N, C, H, W]`` turned about their middle by ``degrees`` (``[N]``
     or one value for all); zeros come in at the edges."""
-    r = torch.deg2rad(degrees.to(x.dtype)).expand(len(x))
-    theta = torch.zeros(len(x), 2, 3, dtype=x.dtype)
-    theta[:, 0, 0], theta[:, 0, 1] = r.cos(), -r.sin()
-    theta[:, 1, 0], theta[:, 1, 1] = r.sin(), r.cos()
-    sampled = F.affine_grid(theta, list(x.shape), align_corners=False)
+    sampled = F.affine_grid(rotations(degrees, len(x), x.dtype), list(x.shape), align_corners=False)
     return F.grid_sample(x, sampled, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
@@ -244,10 +250,9 @@ def apply(images: np.ndarray, decision: str, arrays: dict[str, np.ndarray]) -> n
 def turned_back(images: np.ndarray, tilts: np.ndarray) -> np.ndarray:
     """``images`` (uint8 ``[N, C, H, W]``) turned about the frame's middle by ``-tilts``
     degrees, their background coming in at the edges."""
-    background = torch.from_numpy(position.backgrounds(images)).double()[:, :, None, None]
-    x = torch.from_numpy(images).double() - background
-    out = turned(x, -torch.from_numpy(tilts))
-    return (out + background).round().clamp(0, 255).to(torch.uint8).numpy()
+    return position.resampled(
+        images, rotations(-torch.from_numpy(tilts), len(images), torch.float64)
+    )
 
 
 def invalid_arrays(

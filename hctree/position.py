@@ -37,6 +37,8 @@ rule, after the polarity and levels rules (hctree.prepare).
 from __future__ import annotations
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from hctree.chunks import spans
 
@@ -66,6 +68,17 @@ def backgrounds(images: np.ndarray) -> np.ndarray:
     images: uint8 ``[N, C, H, W]``.
     """
     return np.median(_border(images), axis=2).astype(np.float32)
+
+
+def resampled(images: np.ndarray, theta: torch.Tensor) -> np.ndarray:
+    """``images`` (uint8 ``[N, C, H, W]``) resampled (bilinear) through the affine maps
+    ``theta`` (float64 ``[N, 2, 3]``, output to input in grid_sample's normalised
+    coordinates), each image's background coming in at the edges; uint8."""
+    background = torch.from_numpy(backgrounds(images)).double()[:, :, None, None]
+    x = torch.from_numpy(images).double() - background
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    moved = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return (moved + background).round().clamp(0, 255).to(torch.uint8).numpy()
 
 
 def plain_borders(images: np.ndarray) -> np.ndarray:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from hctree import position
 from hctree.chunks import spans
@@ -93,7 +92,7 @@ def apply(images: np.ndarray, decision: str) -> np.ndarray:
 def fitted(images: np.ndarray, box: np.ndarray) -> np.ndarray:
     """``images`` (uint8 ``[N, C, H, W]``) resampled so that each box (int ``[N, 4]``,
     top, left, height, width) fills the frame along its larger side, in the middle."""
-    n, c, h, w = images.shape
+    n, _, h, w = images.shape
     top, left, bh, bw = (box[:, i].astype(np.float64) for i in range(4))
     factor = np.minimum(h / np.maximum(bh, 1), w / np.maximum(bw, 1))
     keep = np.maximum(bh, bw) < MIN_SIDE
@@ -106,10 +105,6 @@ def fitted(images: np.ndarray, box: np.ndarray) -> np.ndarray:
     theta[:, 0, 0] = theta[:, 1, 1] = torch.from_numpy(1 / factor)
     theta[:, 0, 2] = torch.from_numpy((2 * middle_x + 1) / w - 1)
     theta[:, 1, 2] = torch.from_numpy((2 * middle_y + 1) / h - 1)
-    background = torch.from_numpy(position.backgrounds(images)).double()[:, :, None, None]
-    x = torch.from_numpy(images).double() - background
-    grid = F.affine_grid(theta, [n, c, h, w], align_corners=False)
-    moved = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    out = (moved + background).round().clamp(0, 255).to(torch.uint8).numpy()
+    out = position.resampled(images, theta)
     out[keep] = images[keep]
     return out
