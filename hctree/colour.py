@@ -90,10 +90,9 @@ def apply(images: np.ndarray, decision: str) -> np.ndarray:
         raise ValueError(f"unknown colour decision {decision!r}")
     if decision == AS_GIVEN or len(images) == 0:
         return images
-    directions, _ = main_colours(images)
     out = np.empty_like(images)
     for rows in spans(images):
-        v = directions[rows]
+        v = main_colours(images[rows])[0]
         grey = np.einsum("nchw,nc->nhw", images[rows].astype(np.float64), v)
         grey *= v.max(1)[:, None, None]
         out[rows] = np.clip(np.rint(grey), 0, 255).astype(np.uint8)[:, None]
