@@ -33,6 +33,16 @@ def parse_leaves(text: str) -> int | str:
         raise HCTreeError(f"--leaves takes a whole number or 'auto', not {text!r}.") from None
 
 
+def _rule_option(name: str, when: str, default: str = "auto"):
+    """``--NAME auto|off`` for a set rule (hctree.prepare); ``when``: what auto does."""
+    return click.option(
+        f"--{name}",
+        type=click.Choice(["auto", "off"]),
+        default=None,
+        help=f"auto: {when}; off: as given [default: {default}; stored with the tree].",
+    )
+
+
 @click.command()
 @click.argument("data")
 @click.option("-o", "--out", default="tree.h5", show_default=True, help="The tree file to grow.")
@@ -74,49 +84,34 @@ def parse_leaves(text: str) -> int | str:
     help="Which leaf to split next: the heaviest, or the heaviest whose split the data "
     "support first [default: mass; stored with the tree].",
 )
-@click.option(
-    "--polarity",
-    type=click.Choice(["auto", "off"]),
-    default=None,
-    help="auto: when the images mix dark and light plain backgrounds, train on all of them "
-    "light on dark; off: as given [default: auto; stored with the tree].",
+@_rule_option(
+    "polarity",
+    "when the images mix dark and light plain backgrounds, train on all of them light on dark",
 )
-@click.option(
-    "--levels",
-    type=click.Choice(["auto", "off"]),
-    default=None,
-    help="auto: when the images' exposure varies, stretch each image from black to white "
-    "for training; off: as given [default: auto; stored with the tree].",
+@_rule_option(
+    "levels",
+    "when the images' exposure varies, stretch each image from black to white for training",
 )
-@click.option(
-    "--position",
-    type=click.Choice(["auto", "off"]),
-    default=None,
-    help="auto: when the objects sit at varying places, move each image to put its object's "
-    "bounding box in the middle for training; off: as given [default: auto; stored with the tree].",
+@_rule_option(
+    "position",
+    "when the objects sit at varying places, move each image to put its object's bounding box "
+    "in the middle for training",
 )
-@click.option(
-    "--scale",
-    type=click.Choice(["auto", "off"]),
-    default=None,
-    help="auto: when the objects come at varying sizes, resample each image so that its "
-    "object fills the frame for training; off: as given [default: auto; stored with the tree].",
+@_rule_option(
+    "scale",
+    "when the objects come at varying sizes, resample each image so that its object fills "
+    "the frame for training",
 )
-@click.option(
-    "--colour",
-    type=click.Choice(["auto", "off"]),
-    default=None,
-    help="auto: when each image holds a single colour and the colours differ between "
-    "images, train on the pictures without it; off: as given [default: off; stored "
-    "with the tree].",
+@_rule_option(
+    "colour",
+    "when each image holds a single colour and the colours differ between images, train on "
+    "the pictures without it",
+    default="off",
 )
-@click.option(
-    "--orientation",
-    type=click.Choice(["auto", "off"]),
-    default=None,
-    help="auto: when the objects come tilted by varying angles, turn each image back by the "
-    "tilt that lines it up with the images most like it, for training; off: as given "
-    "[default: auto; stored with the tree].",
+@_rule_option(
+    "orientation",
+    "when the objects come tilted by varying angles, turn each image back by the tilt that "
+    "lines it up with the images most like it, for training",
 )
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--seed", default=0, show_default=True, help="Seed for the subset and all training.")
