@@ -14,6 +14,7 @@ from hctree.errors import HCTreeError
 from hctree.grow import grow
 from hctree.store import read_tree
 from tests.rule_trees import FAST, grows_the_tree_of_its_prepared_images, with_images
+from tests.test_cli import assert_user_error, run
 
 
 def _tilted(images: np.ndarray, seed: int, most: float = 25.0) -> tuple[np.ndarray, np.ndarray]:
@@ -166,8 +167,6 @@ def test_a_turned_tree_without_its_landmarks_is_reported(pair, tmp_path):
 
 
 def test_the_command_line_refuses_to_change_a_stored_orientation(pair, tmp_path):
-    from tests.test_cli import assert_user_error, run
-
     data = tmp_path / "tilted.npz"
     np.savez(data, images=_tilted(pair.images, seed=9)[0][:, 0], labels=pair.labels)
     out = tmp_path / "t.h5"
