@@ -511,13 +511,14 @@ def _grow_loop(
                     f"no leaf left whose split the data support: {leaf_count(record)} leaves."
                 )
                 return
-            for node, k in todo:
-                if node.name not in executor.running:
-                    if node.mass <= 0:
-                        raise HCTreeError(
-                            f"node {node.name} has no mass left to split; grow fewer leaves."
-                        )
-                    executor.submit(next_job(record, node, k, stages, models_of, goal))
+            new = [(node, k) for node, k in todo if node.name not in executor.running]
+            alone = len(new) == 1 and not executor.running  # its shards may use every core
+            for node, k in new:
+                if node.mass <= 0:
+                    raise HCTreeError(
+                        f"node {node.name} has no mass left to split; grow fewer leaves."
+                    )
+                executor.submit(next_job(record, node, k, stages, models_of, goal), alone)
             outcome = executor.wait()
             node = record.nodes[outcome.node]
             _store_stage(node, outcome)

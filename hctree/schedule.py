@@ -195,8 +195,10 @@ def job_context(
     checkpoint: Checkpointer,
     progress: Progress,
     should_stop: Callable[[], bool],
+    cores: int = 1,
 ) -> SplitContext:
-    """The splitter's view of ``job``: its tensors on ``device`` and its derived seed."""
+    """The splitter's view of ``job``: its tensors on ``device``, its derived seed and
+    the CPU cores its shards may use."""
     return SplitContext(
         images=images,
         membership=torch.from_numpy(job.membership).to(device),
@@ -212,6 +214,7 @@ def job_context(
         parent_models=job.parent_models,
         child_index=job.child_index,
         stage_models=job.stage_models,
+        cores=cores,
     )
 
 
@@ -224,9 +227,11 @@ def run_job(
     checkpoint: Checkpointer,
     progress: Progress,
     should_stop: Callable[[], bool],
+    cores: int = 1,
 ) -> StageOutcome:
-    """Train one stage; after the split's last stage also test its support if wanted."""
-    ctx = job_context(job, images, config, device, checkpoint, progress, should_stop)
+    """Train one stage (its shards on up to ``cores`` cores); after the split's last
+    stage also test its support if wanted."""
+    ctx = job_context(job, images, config, device, checkpoint, progress, should_stop, cores)
     started = time.monotonic()
     result = splitter.run_stage(job.stage, ctx)
     return job_outcome(job, result, images, splitter, config, device, time.monotonic() - started)
@@ -247,10 +252,18 @@ def run_jobs_together(
     stages = {job.stage for job in jobs}
     if len(stages) != 1:
         raise ValueError(f"jobs of one batch must share a stage, not {sorted(stages)}")
+    cores = torch.get_num_threads()
     contexts = [
         job_context(
-            job, images, config, device, checkpointer(job.node, job.stage), progress, should_stop
-        )  # fmt: skip
+            job,
+            images,
+            config,
+            device,
+            checkpointer(job.node, job.stage),
+            progress,
+            should_stop,
+            cores,
+        )
         for job in jobs
     ]
     started = time.monotonic()
@@ -346,7 +359,8 @@ class InlineExecutor:
     def running(self) -> set[str]:
         return set() if self._job is None else {self._job.node}
 
-    def submit(self, job: StageJob) -> None:
+    def submit(self, job: StageJob, alone: bool = False) -> None:
+        """Queue ``job`` (it runs on every thread of this process, alone or not)."""
         if self._job is not None:
             raise RuntimeError("the inline executor runs one stage at a time")
         self._job = job
@@ -364,6 +378,7 @@ class InlineExecutor:
             self.checkpointer(job.node, job.stage),
             self.progress,
             self.should_stop,
+            torch.get_num_threads(),
         )
 
     def __enter__(self) -> InlineExecutor:
@@ -391,7 +406,7 @@ class TogetherExecutor(InlineExecutor):
     def running(self) -> set[str]:
         return {job.node for job in self._jobs} | {outcome.node for outcome in self._done}
 
-    def submit(self, job: StageJob) -> None:
+    def submit(self, job: StageJob, alone: bool = False) -> None:
         if job.node in self.running:
             raise RuntimeError(f"a stage of {job.node} is already submitted")
         self._jobs.append(job)

@@ -70,6 +70,7 @@ def _run_task(
     config: Any,
     device: str,
     threads: int,
+    cores: int,
     queue: Any,
     every: float,
     deterministic: bool,
@@ -86,7 +87,7 @@ def _run_task(
     splitter = get_splitter(splitter_name)()
     with deterministic_kernels(deterministic):
         return run_job(job, tensor, splitter, config, torch_device, checkpoint, NullProgress(),
-                       lambda: False)  # fmt: skip
+                       lambda: False, cores)  # fmt: skip
 
 
 class RayExecutor:
@@ -139,12 +140,15 @@ class RayExecutor:
     def running(self) -> set[str]:
         return set(self.refs)
 
-    def submit(self, job: StageJob) -> None:
+    def submit(self, job: StageJob, alone: bool = False) -> None:
+        """Start ``job`` on a worker. A job that runs ``alone`` may spread its one-thread
+        shards (hctree.shards) over every worker's cores, which leaves its bits as they are."""
         start = self._start_state(job.node, job.stage)
         self.progress.message(f"{job.node} {job.stage}: started on a worker.")
+        cores = self.threads * self.slots if alone else self.threads
         self.refs[job.node] = self.task.remote(
             job, start, self.images, self.splitter_name, self.config, self.device,
-            self.threads, self.queue, self.every, self.deterministic,
+            self.threads, cores, self.queue, self.every, self.deterministic,
         )  # fmt: skip
 
     def _start_state(self, node: str, stage: str) -> bytes | None:

@@ -191,6 +191,15 @@ def test_two_workers_grow_the_one_worker_tree(small, one_worker, local_ray, tmp_
     assert not list(tmp_path.glob("*.ckpt*"))
 
 
+def test_a_root_warm_up_on_both_workers_cores_grows_the_one_worker_tree(small, local_ray, tmp_path):
+    # the root runs alone, so its warm-up's shards get both workers' cores (hctree.shards)
+    warm = {**TINY, "embed_iters": "6", "embed_batch": "16", "embed_shards": "2",
+            "lambda_contrast": "1.0"}  # fmt: skip
+    grow(small, tmp_path / "one.h5", 3, preset="tiny", overrides=warm, threads=1)
+    grow(small, tmp_path / "two.h5", 3, preset="tiny", overrides=warm, workers=2, threads=1)
+    _same_tree(read_tree(tmp_path / "one.h5"), read_tree(tmp_path / "two.h5"))
+
+
 def test_stopped_on_two_workers_resumed_on_one(small, one_worker, local_ray, tmp_path, monkeypatch):
     out = tmp_path / "t.h5"
     stop_from_poll(monkeypatch, 6)

@@ -117,6 +117,8 @@ class SplitContext:
     parent_models: the final models of the split that made this node (None at the root).
     child_index: which child of that split this node is.
     stage_models: the models of this split's latest stage that stored any (None before).
+    cores:       CPU cores the stage may spread one-thread shards over (hctree.shards);
+                 they change its speed, never its result.
     """
 
     images: torch.Tensor
@@ -133,6 +135,7 @@ class SplitContext:
     parent_models: ModelState | None = None
     child_index: int = 0
     stage_models: ModelState | None = None
+    cores: int = 1
 
 
 @dataclass

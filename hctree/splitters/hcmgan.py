@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -54,6 +54,7 @@ from hctree.nets.dcgan import (
     Generator,
     check_image_shape,
 )
+from hctree.shards import ShardPool, one_thread, sharded_backward
 from hctree.spectral import spectral_labels
 from hctree.splitters.base import ModelState, SplitContext, StageResult
 
@@ -109,6 +110,7 @@ class Config:
     embed_iters: int = 0  # contrastive-only trunk iterations before a split with no parent trunk
     embed_batch: int = 128  # real images per contrastive warm-up iteration
     embed_beta1: float = 0.5  # Adam's beta1 during the warm-up (the GAN phase uses beta1)
+    embed_shards: int = 0  # > 0, on a CPU: each warm-up batch in this many one-thread shards
     split_init: str = "none"  # none | kmeans | spectral: raw split's C also fits a clustering
     spectral_neighbors: int = 10  # k of the nearest-neighbour graph when split_init=spectral
     spectral_parts: int = 0  # > k: cut the graph into this many parts, then merge them into k
@@ -180,6 +182,8 @@ class Config:
             raise HCTreeError("setting contrast_tau must be a positive number.")
         if self.embed_iters < 0 or self.embed_batch < 2:
             raise HCTreeError("settings embed_iters must be >= 0 and embed_batch >= 2.")
+        if not 0 <= self.embed_shards <= 2 * self.embed_batch:
+            raise HCTreeError("setting embed_shards must lie between 0 and twice embed_batch.")
         if self.embed_iters and not self.lambda_contrast > 0:
             raise HCTreeError("setting embed_iters needs lambda_contrast > 0 (a projection head).")
         if self.split_init not in SPLIT_INITS:
@@ -241,6 +245,7 @@ _SEEDED = {
     "tint": 0.5,
     "seed_recolours": 8,
     "refinements": 0,
+    "embed_shards": 2,
 }
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -708,11 +713,27 @@ def _embed_step(
     config: Config,
     gen: torch.Generator,
     device: torch.device,
+    pool: ShardPool | None = None,
 ) -> dict[str, torch.Tensor]:
-    """One contrastive step of the trunk alone (the warm-up of a split with no parent)."""
+    """One contrastive step of the trunk alone (the warm-up of a split with no parent).
+
+    With a ``pool``, the views go through the trunk in ``embed_shards`` one-thread
+    shards (hctree.shards), so the step's bits do not depend on the cores it gets.
+    """
     clean = engine.sample_batch(images, membership, config.embed_batch, gen)
     b = clean.shape[0]
     views = _two_views(clean, config, gen)
+    if pool is not None:
+        params = [p for group in opt.param_groups for p in group["params"]]
+        loss = sharded_backward(
+            pool,
+            lambda x: disc.project(disc.features(x)),
+            views.chunk(config.embed_shards),
+            lambda proj: nt_xent(proj[:b], proj[b:], config.contrast_tau),
+            params,
+        )
+        opt.step()
+        return {"embed": loss}
     with _autocast(device):
         proj = disc.project(disc.features(views))
         loss = nt_xent(proj[:b], proj[b:], config.contrast_tau)
@@ -848,20 +869,31 @@ class Attempt:
                 self.nets.discriminators[0], self.ctx, self.parent, self.gen
             )
 
-    def step(self, i: int) -> dict[str, torch.Tensor]:
+    def step(self, i: int, pool: ShardPool | None = None) -> dict[str, torch.Tensor]:
         """Iteration ``i``: a warm-up step, or (seeding first if needed) a GAN step."""
         nets, config, ctx = self.nets, self.config, self.ctx
         if i == self.warm and self.warm:
             _set_beta1(nets.opt_d[0], config.beta1)
         if i < self.warm:
             return _embed_step(nets.discriminators[0], nets.opt_d[0], ctx.images, self.parent,
-                               config, self.gen, ctx.device)  # fmt: skip
+                               config, self.gen, ctx.device, pool)  # fmt: skip
         self.seed_targets()
         if self.groups is not None:
             return self.groups.step(ctx.images, self.weights, config, self.sigma(i), self.gen,
                                     ctx.device)  # fmt: skip
         return _train_step(nets, ctx.images, self.weights, config, self.sigma(i), self.gen,
                            ctx.device, self.targets)  # fmt: skip
+
+    @contextlib.contextmanager
+    def warm_up_shards(self) -> Iterator[ShardPool | None]:
+        """The pool the warm-up's shards run on, as wide as the cores the stage got;
+        None where the warm-up takes its batch whole (``embed_shards`` 0, or a GPU)."""
+        if not self.config.embed_shards or self.ctx.device.type != "cpu":
+            yield None
+            return
+        width = min(self.ctx.cores, self.config.embed_shards)
+        with one_thread(), ShardPool(width) as pool:
+            yield pool
 
     def snapshot(self, iteration: int) -> dict[str, Any]:
         """The checkpoint state after ``iteration`` iterations."""
@@ -877,19 +909,28 @@ class Attempt:
         losses: dict[str, torch.Tensor] = {}
         if self.start < self.warm:
             _set_beta1(self.nets.opt_d[0], self.config.embed_beta1)
-        for i in range(self.start, self.total):
-            losses = self.step(i)
-            if (i + 1) % self.config.log_every == 0 or i + 1 == self.total:
-                ctx.progress.update(i + 1, self.curve.record(i + 1, losses))
-            stop = ctx.should_stop()
-            if stop or ctx.checkpoint.due():
-                ctx.checkpoint.save(self.snapshot(i + 1))
-            if stop:
-                raise Interrupted()
+            with self.warm_up_shards() as pool:
+                for i in range(self.start, self.warm):
+                    losses = self.iterate(i, pool)
+        for i in range(max(self.start, self.warm), self.total):
+            losses = self.iterate(i)
         ctx.progress.finish()
         if self.groups is not None:
             self.groups.unstack_into(self.nets)
         return self, losses
+
+    def iterate(self, i: int, pool: ShardPool | None = None) -> dict[str, torch.Tensor]:
+        """Iteration ``i`` with its progress report, checkpoint and stop check."""
+        ctx = self.ctx
+        losses = self.step(i, pool)
+        if (i + 1) % self.config.log_every == 0 or i + 1 == self.total:
+            ctx.progress.update(i + 1, self.curve.record(i + 1, losses))
+        stop = ctx.should_stop()
+        if stop or ctx.checkpoint.due():
+            ctx.checkpoint.save(self.snapshot(i + 1))
+        if stop:
+            raise Interrupted()
+        return losses
 
     def train_and_finish(self) -> tuple[StageResult, str]:
         return self.finish(self.train()[1])
