@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import torch
 import torch.nn.functional as F
+from view_cost import per_call_ms  # bench/, beside this script
 
 from hctree import engine
 from hctree.data import load_images
@@ -134,12 +134,7 @@ def run(images, mode: str, threads: int, width: int, iters: int) -> tuple[float,
             sharded_step(nets, images, weights, config, 0.3, gen, targets, pool)
 
     with ShardPool(width) as pool:
-        for _ in range(3):
-            step(pool)
-        start = time.perf_counter()
-        for _ in range(iters):
-            step(pool)
-        ms = (time.perf_counter() - start) / iters * 1000
+        ms = per_call_ms(lambda: step(pool), iters)
     weights_after = [p.detach().flatten() for m in (*nets.generators, *nets.discriminators)
                      for p in m.parameters()]  # fmt: skip
     return ms, torch.cat(weights_after)

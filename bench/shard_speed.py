@@ -12,10 +12,11 @@ in turn and side by side.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import time
 
 import torch
+from view_cost import per_call_ms  # bench/, beside this script
 
 from hctree import engine
 from hctree.data import load_images
@@ -38,20 +39,9 @@ def run(images: torch.Tensor, shards: int, threads: int, width: int, iters: int)
     def step(pool):
         hcmgan._embed_step(disc, opt, images, membership, config, gen, CPU, pool)
 
-    if shards:
-        with one_thread(), ShardPool(width) as pool:
-            for _ in range(3):
-                step(pool)
-            start = time.perf_counter()
-            for _ in range(iters):
-                step(pool)
-    else:
-        for _ in range(3):
-            step(None)
-        start = time.perf_counter()
-        for _ in range(iters):
-            step(None)
-    ms = (time.perf_counter() - start) / iters * 1000
+    threads_inside = one_thread() if shards else contextlib.nullcontext()
+    with threads_inside, ShardPool(width) as pool:
+        ms = per_call_ms(lambda: step(pool if shards else None), iters)
     return ms, torch.cat([p.detach().flatten() for p in disc.parameters()])
 
 
