@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 import torch
 from torch import nn
@@ -66,7 +64,8 @@ def test_one_thread_restores_the_count_after_an_error():
 
 def _warm_up(images: torch.Tensor, cores: int, threads: int, steps: int = 3) -> list:
     """The discriminator after ``steps`` sharded warm-up steps on ``cores`` cores."""
-    config = make_config(HCMGANSplitter, "cpu", {"width_d": 8, "embed_batch": 16})
+    settings = {"width_d": 8, "embed_batch": 16, "embed_shards": 2}
+    config = make_config(HCMGANSplitter, "cpu", settings)
     torch.set_num_threads(threads)
     nets = _build_nets(config, 2, False, (1, 28, 28), 3, CPU)
     gen = torch.Generator().manual_seed(5)
@@ -90,9 +89,9 @@ def test_the_cpu_warm_up_is_the_same_on_one_core_and_on_two(fmnist):
     assert any(not torch.equal(a, s) for a, s in zip(one, moved, strict=True))
 
 
-def test_embed_shards_is_checked():
-    config = make_config(HCMGANSplitter, "cpu")
-    assert config.embed_shards == 2
-    with pytest.raises(HCTreeError, match="embed_shards"):
-        make_config(HCMGANSplitter, "cpu", {"embed_shards": "-1"})
-    assert dataclasses.replace(config, embed_shards=0).embed_shards == 0
+def test_embed_shards_is_a_checked_setting_off_by_default():
+    assert make_config(HCMGANSplitter, "cpu").embed_shards == 0  # the whole batch
+    assert make_config(HCMGANSplitter, "cpu", {"embed_shards": "2"}).embed_shards == 2
+    for bad in ("-1", "257"):  # cpu's embed_batch is 128: at most 256 views to cut
+        with pytest.raises(HCTreeError, match="embed_shards"):
+            make_config(HCMGANSplitter, "cpu", {"embed_shards": bad})

@@ -245,7 +245,6 @@ _SEEDED = {
     "tint": 0.5,
     "seed_recolours": 8,
     "refinements": 0,
-    "embed_shards": 2,
 }
 
 PRESETS: dict[str, dict[str, Any]] = {
