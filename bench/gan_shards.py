@@ -26,24 +26,12 @@ from view_cost import per_call_ms  # bench/, beside this script
 from hctree import engine
 from hctree.data import load_images
 from hctree.invariance import imbalance, nt_xent, view_agreement
-from hctree.shards import ShardPool, one_thread
+from hctree.shards import ShardPool, one_thread, sum_in_order
 from hctree.splitters import hcmgan
 from hctree.splitters.base import make_config
 
 CPU = torch.device("cpu")
 K = 2
-
-
-def _sum_in_order(grads: list[tuple]) -> list:
-    """Per parameter, the shards' gradients summed in shard order (None where none)."""
-    out = []
-    for per_param in zip(*grads, strict=True):
-        total = None
-        for g in per_param:
-            if g is not None:
-                total = g if total is None else total + g
-        out.append(total)
-    return out
 
 
 def sharded_step(nets, images, weights, config, sigma, gen, targets, pool: ShardPool) -> None:
@@ -92,7 +80,7 @@ def sharded_step(nets, images, weights, config, sigma, gen, targets, pool: Shard
         list(zip(feats, upstream, strict=True)),
     )
     with one_thread():
-        for p, g in zip(trunk + heads, _sum_in_order(trunk_grads) + head_grads, strict=True):
+        for p, g in zip(trunk + heads, sum_in_order(trunk_grads) + head_grads, strict=True):
             p.grad = g
         nets.opt_d[0].step()
         nets.opt_c[0].step()

@@ -99,10 +99,22 @@ def sharded_backward(
 
     grads = pool.map(run_backward, list(zip(outputs, upstream, strict=True)))
     with one_thread():
-        for i, param in enumerate(params):
-            total = None
-            for shard in grads:
-                if shard[i] is not None:
-                    total = shard[i] if total is None else total + shard[i]
+        for param, total in zip(params, sum_in_order(grads), strict=True):
             param.grad = total
     return loss.detach()
+
+
+def sum_in_order(
+    per_shard: Sequence[Sequence[torch.Tensor | None]],
+) -> list[torch.Tensor | None]:
+    """Per parameter, the shards' gradients summed in shard order (None where no
+    shard has one): the fixed order that makes the sum's bits the same however the
+    shards ran."""
+    totals: list[torch.Tensor | None] = []
+    for grads in zip(*per_shard, strict=True):
+        total = None
+        for g in grads:
+            if g is not None:
+                total = g if total is None else total + g
+        totals.append(total)
+    return totals
