@@ -10,8 +10,8 @@ from hctree.errors import HCTreeError
 from hctree.invariance import nt_xent
 from hctree.shards import ShardPool, one_thread, sharded_backward
 from hctree.splitters import make_config
-from hctree.splitters.hcmgan import HCMGANSplitter, _build_nets, _embed_step
-from tests.conftest import CPU, split_context
+from hctree.splitters.hcmgan import HCMGANSplitter, begin_attempt
+from tests.conftest import split_context
 
 
 def _net() -> nn.Module:
@@ -63,26 +63,23 @@ def test_one_thread_restores_the_count_after_an_error():
 
 
 def _warm_up(images: torch.Tensor, cores: int, threads: int, steps: int = 3) -> list:
-    """The discriminator after ``steps`` sharded warm-up steps on ``cores`` cores."""
-    settings = {"width_d": 8, "embed_batch": 16, "embed_shards": 2}
+    """The discriminator after ``steps`` sharded warm-up iterations of a root split's
+    own training loop, its shards given ``cores`` cores."""
+    settings = {"width_d": 8, "embed_batch": 16, "embed_shards": 2, "embed_iters": steps}
     config = make_config(HCMGANSplitter, "cpu", settings)
     torch.set_num_threads(threads)
-    nets = _build_nets(config, 2, False, (1, 28, 28), 3, CPU)
-    gen = torch.Generator().manual_seed(5)
-    membership = torch.ones(len(images))
-    ctx = split_context(images, membership, config, cores=cores)
-    disc, opt = nets.discriminators[0], nets.opt_d[0]
-    width = min(ctx.cores, config.embed_shards)
-    with one_thread(), ShardPool(width) as pool:
-        for _ in range(steps):
-            _embed_step(disc, opt, images, membership, config, gen, CPU, pool)
-    return [p.detach().clone() for p in disc.parameters()]
+    ctx = split_context(images, torch.ones(len(images)), config, cores=cores)
+    attempt = begin_attempt("raw", ctx, 0, None)
+    attempt.gan_iters = 0  # the warm-up alone: the GAN phase's bits follow the threads
+    attempt.train()
+    return [p.detach().clone() for p in attempt.nets.discriminators[0].parameters()]
 
 
 def test_the_cpu_warm_up_is_the_same_on_one_core_and_on_two(fmnist):
     images = torch.from_numpy(fmnist.images[:200])
     one = _warm_up(images, cores=1, threads=1)
     two = _warm_up(images, cores=2, threads=2)
+    assert torch.get_num_threads() == 2  # the warm-up gave the caller its threads back
     moved = _warm_up(images, cores=1, threads=1, steps=0)
     for a, b in zip(one, two, strict=True):
         assert torch.equal(a, b)
