@@ -10,7 +10,8 @@ cut's two candidates (hctree.spectral: the direct cut of the leading
 eigenvector, and 8 parts merged into 2 under the floor 0.05) and the cut the
 default keeps, and the cut kept under higher floors. Prints one JSON line per
 node: for each cut its NMI with the true classes over the graph's rows, its
-normalised cut and its lightest group's share.
+normalised cut, its lightest group's share, and the share of rows it puts on
+another side than the default's kept cut.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from hctree.data import load_images
 from hctree.kmeans import weighted_kmeans
 from hctree.metrics import nmi
 from hctree.spectral import (
-    _thinner_cut,
     graph_rows,
+    kept_cut,
     knn_graph,
     merge_parts,
     nearest_rows,
@@ -42,6 +43,7 @@ from hctree.tree import Tree
 
 PARTS, FLOOR = 8, 0.05  # the `cpu` recipe's spectral_parts and spectral_floor
 FLOORS = (0.05, 0.08, 0.1)  # the kept cut under the default's floor and higher ones
+BALANCES = (0.8,)  # ... and under spectral_balance
 
 
 def cuts(feats: torch.Tensor, weights: torch.Tensor, gen: torch.Generator):
@@ -55,12 +57,20 @@ def cuts(feats: torch.Tensor, weights: torch.Tensor, gen: torch.Generator):
     pieces = weighted_kmeans(embedding, weights[core], PARTS, gen).numpy()
     found = {"direct": direct, "merged": merge_parts(graph, pieces, 2, sizes, FLOOR)}
     for floor in FLOORS:
-        found[f"kept@{floor:g}"] = _thinner_cut(graph, pieces, direct, 2, sizes, floor)
+        found[f"kept@{floor:g}"] = kept_cut(graph, pieces, direct, 2, sizes, floor)
+    for balance in BALANCES:
+        found[f"balance@{balance:g}"] = kept_cut(graph, pieces, direct, 2, sizes, FLOOR, balance)
     scored = {
         tag: (cut, normalized_cut(graph, cut), smallest_share(cut, sizes, 2))
         for tag, cut in found.items()
     }
     return core.numpy(), scored
+
+
+def _moved(a: np.ndarray, b: np.ndarray) -> float:
+    """The share of rows two 2-way cuts put apart, up to the order of their sides."""
+    differ = float((a != b).mean())
+    return min(differ, 1.0 - differ)
 
 
 def main() -> None:
@@ -92,12 +102,14 @@ def main() -> None:
             for draw in range(args.draws):
                 core, scored = cuts(feats, weights[rows], engine.make_generator(draw, cpu))
                 truth = labels[rows.numpy()][core]
+                kept = scored[f"kept@{FLOOR:g}"][0]
                 draws.append(
                     {
-                        tag: [round(nmi(truth, cut), 3), round(ncut, 4), round(share, 3)]
+                        tag: [round(nmi(truth, cut), 3), round(ncut, 4), round(share, 3),
+                              round(_moved(kept, cut), 4)]
                         for tag, (cut, ncut, share) in scored.items()
                     }
-                )
+                )  # fmt: skip
             row = {"tree": Path(path).stem, "node": name, "own": len(core), "draws": draws}
             print(json.dumps(row), flush=True)
 

@@ -111,21 +111,27 @@ def smallest_share(labels: np.ndarray, weights: np.ndarray, k: int) -> float:
     return float(held.min() / max(held.sum(), 1e-12))
 
 
-def _thinner_cut(
+def kept_cut(
     graph: sp.csr_matrix,
     pieces: np.ndarray,
     direct: np.ndarray,
     k: int,
     sizes: np.ndarray,
     floor: float,
+    balance: float = 0.0,
 ) -> np.ndarray:
     """Of ``pieces`` merged into ``k`` and the ``direct`` cut, the one with the lower
     normalised cut among those whose every group holds ``floor`` of ``sizes`` (either,
-    when neither or both do)."""
+    when neither or both do). With ``balance`` > 0 the merged cut must also give its
+    lightest group at least ``balance`` times the direct cut's lightest group's share:
+    a merge that only slices a side off is not kept for its thinner cut."""
     merged = merge_parts(graph, pieces, k, sizes, floor)
-    balanced = [smallest_share(c, sizes, k) >= floor for c in (merged, direct)]
+    shares = [smallest_share(c, sizes, k) for c in (merged, direct)]
+    balanced = [share >= floor for share in shares]
     if balanced[0] != balanced[1]:
         return merged if balanced[0] else direct
+    if shares[0] < balance * shares[1]:
+        return direct
     return merged if normalized_cut(graph, merged) < normalized_cut(graph, direct) else direct
 
 
@@ -164,6 +170,7 @@ def spectral_labels(
     floor: float = 0.0,
     notes: dict[str, float] | None = None,
     spread: bool = False,
+    balance: float = 0.0,
 ) -> torch.Tensor:
     """Cluster unit-length rows ``feats`` float ``[M, F]`` into ``k`` groups.
 
@@ -179,8 +186,11 @@ def spectral_labels(
     (:func:`merge_parts`), and a direct cut that does is used only when the merged
     one does too: a knot of a few dozen near-identical images links to almost
     nothing else, so cutting it off has the lowest normalised cut of all and splits
-    nothing. When the floor changed the cut, ``notes`` (if given) gets the lightest
-    group's share in the cut it would have been without it, as ``"refused_share"``.
+    nothing. With ``balance`` > 0 the merged cut is kept only where its lightest
+    group holds at least that fraction of the direct cut's lightest group
+    (:func:`kept_cut`). When the floor changed the cut, ``notes`` (if given) gets the
+    lightest group's share in the cut it would have been without it, as
+    ``"refused_share"``.
     Returns int64 ``[M]`` labels in ``0..k-1``, numbered by decreasing weight.
     """
     m = feats.shape[0]
@@ -197,9 +207,9 @@ def spectral_labels(
         pieces = weighted_kmeans(embedding, weights[core], parts, gen).cpu().numpy()
         sizes = weights[core].double().cpu().numpy()
         direct = core_labels.cpu().numpy()
-        chosen = _thinner_cut(graph, pieces, direct, k, sizes, floor)
+        chosen = kept_cut(graph, pieces, direct, k, sizes, floor, balance)
         if notes is not None and floor > 0:
-            free = _thinner_cut(graph, pieces, direct, k, sizes, 0.0)
+            free = kept_cut(graph, pieces, direct, k, sizes, 0.0, balance)
             if not np.array_equal(free, chosen):
                 notes["refused_share"] = smallest_share(free, sizes, k)
         core_labels = torch.from_numpy(chosen).to(feats.device)

@@ -373,6 +373,37 @@ def test_merge_parts_joins_a_part_under_the_floor_to_its_neighbour_first():
     assert merge_parts(graph, np.arange(5), 2, sizes, floor=0.01).tolist() == [0, 0, 0, 0, 1]
 
 
+def test_a_spectral_balance_keeps_the_direct_cut_where_the_merge_slices_a_side_off():
+    import scipy.sparse as sp
+
+    from hctree.spectral import kept_cut, normalized_cut
+
+    # groups A (45 rows) and B (45) share 200 edges; C (10) hangs on B by 3 edges
+    group = np.repeat([0, 1, 2], [45, 45, 10])
+    links = (group[:, None] == group[None, :]).astype(float) - np.eye(100)
+    rng = np.random.default_rng(0)
+    for a, b, count in [(0, 1, 200), (1, 2, 3)]:
+        rows = rng.choice(np.flatnonzero(group == a), count)
+        cols = rng.choice(np.flatnonzero(group == b), count)
+        links[rows, cols] = links[cols, rows] = 1
+    graph = sp.csr_matrix(links)
+    direct = (group > 0).astype(np.int64)  # A against B and C: balanced
+    sizes = np.ones(100)
+    merged = kept_cut(graph, group, direct, 2, sizes, floor=0.05)
+    assert np.bincount(merged).tolist() == [90, 10]  # C sliced off: the thinner cut
+    assert normalized_cut(graph, merged) < normalized_cut(graph, direct)
+    balanced = kept_cut(graph, group, direct, 2, sizes, floor=0.05, balance=0.8)
+    np.testing.assert_array_equal(balanced, direct)
+    # a merged cut as balanced as the direct one is kept on its normalised cut, as before
+    assert np.array_equal(kept_cut(graph, group, direct, 2, sizes, 0.05, balance=0.2), merged)
+
+
+def test_spectral_balance_is_checked():
+    with pytest.raises(HCTreeError, match="spectral_balance"):
+        make_config(HCMGANSplitter, "cpu", {"spectral_balance": 1.5})
+    assert make_config(HCMGANSplitter, "paper", {}).spectral_balance == 0
+
+
 def test_fitting_c_on_the_whole_node_learns_the_targets_and_leaves_the_trunk():
     """fit_classifier: C's head learns a cut of the trunk's features; nothing else moves."""
     torch.manual_seed(0)

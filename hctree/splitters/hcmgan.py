@@ -115,6 +115,7 @@ class Config:
     spectral_neighbors: int = 10  # k of the nearest-neighbour graph when split_init=spectral
     spectral_parts: int = 0  # > k: cut the graph into this many parts, then merge them into k
     spectral_floor: float = 0.0  # with spectral_parts: no seeded child below this share
+    spectral_balance: float = 0.0  # > 0: the merged cut's lightest child >= this x the direct's
     seed_spread: bool = False  # a node over the graph's cap: evenly spaced rows, not the heaviest
     seed_views: int = 0  # > 0: split_init clusters features averaged over this many views
     seed_recolours: int = 0  # > 0, colour images: ... averaged over this many recolourings
@@ -192,6 +193,8 @@ class Config:
             raise HCTreeError("setting spectral_parts must be >= 0.")
         if not 0 <= self.spectral_floor < 0.5:
             raise HCTreeError("setting spectral_floor must be in [0, 0.5).")
+        if not 0 <= self.spectral_balance <= 1:
+            raise HCTreeError("setting spectral_balance must be in [0, 1].")
         if self.spectral_neighbors < 1:
             raise HCTreeError("setting spectral_neighbors must be at least 1.")
         if not (self.lambda_target >= 0 and math.isfinite(self.lambda_target)):
@@ -609,6 +612,7 @@ def _seed_targets(
         labels = spectral_labels(
             feats[rows], parent[rows], ctx.k, gen, config.spectral_neighbors,
             config.spectral_parts, config.spectral_floor, notes, config.seed_spread,
+            config.spectral_balance,
         )  # fmt: skip
         if notes:
             ctx.progress.message(
