@@ -2,10 +2,9 @@
 
     .venv/bin/python bench/cut_stability.py TREE [TREE ...] --data D [--subset N] --seed S [--draws 4]
 
-For every split below the root of each stored hcmgan tree (grey images: the
-features are the plain unit trunk features, as the `cpu` recipe seeds grey
-images), the node's features by its parent's stored trunk, which is what the
-split was seeded on. For ``--draws`` generator seeds it recomputes the default
+For every split below the root of each stored hcmgan tree, the node's features
+by its parent's stored trunk, as the split was seeded on them (for colour
+images averaged over random recolourings, as the `cpu` recipe does). For ``--draws`` generator seeds it recomputes the default
 cut's two candidates (hctree.spectral: the direct cut of the leading
 eigenvector, and 8 parts merged into 2 under the floor 0.05) and the cut the
 default keeps, and the cut kept under higher floors. Prints one JSON line per
@@ -38,6 +37,7 @@ from hctree.spectral import (
     walk_embedding,
 )
 from hctree.splitters import stored_splitter
+from hctree.splitters.hcmgan import seed_embedding
 from hctree.store import read_tree
 from hctree.tree import Tree
 
@@ -94,7 +94,8 @@ def main() -> None:
             node = tree.node(name)
             if node.parent is None:  # seeded on the warm-up trunk, which is not stored
                 continue
-            embed = splitter.features(tree.models(node.parent), config, shape, cpu)
+            trunk = splitter.features(tree.models(node.parent), config, shape, cpu)
+            embed = seed_embedding(trunk, config, shape[0], engine.make_generator(0, cpu))
             weights = torch.from_numpy(node.membership.astype(np.float32))
             rows = torch.nonzero(weights > 0).squeeze(1)
             feats = engine.predict_in_batches(embed, images[rows], config.predict_batch)
