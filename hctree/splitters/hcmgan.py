@@ -235,8 +235,9 @@ _SMALL = {
 # inherited down the tree, whose nearest-neighbour graph's spectral cut seeds each
 # raw split (on colour images, of features averaged over recolourings; direct or
 # over-cut and merged, whichever cut is thinner, never leaving a child under 5% of
-# the node; a node too large for the graph gives it evenly spaced images); no
-# refinements (at these budgets they lowered every score).
+# the node, and the merged one only where it is about as balanced as the direct one;
+# a node too large for the graph gives it evenly spaced images); no refinements (at
+# these budgets they lowered every score).
 _SEEDED = {
     "lambda_contrast": 1.0,
     "flip": 0.0,
@@ -244,6 +245,7 @@ _SEEDED = {
     "split_init": "spectral",
     "spectral_parts": 8,
     "spectral_floor": 0.05,
+    "spectral_balance": 0.8,
     "seed_spread": True,
     "tint": 0.5,
     "seed_recolours": 8,
