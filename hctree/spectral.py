@@ -8,6 +8,8 @@ the device in chunks; the eigenvectors of the sparse graph come from ARPACK.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -160,6 +162,44 @@ def graph_rows(weights: torch.Tensor, spread: bool = False) -> torch.Tensor:
     return weights.argsort(descending=True, stable=True)[:MAX_GRAPH].sort().values
 
 
+@dataclass
+class Candidates:
+    """A node's seeding graph and the cuts :func:`spectral_labels` chooses between."""
+
+    core: torch.Tensor  # int64 [M]: the graph's rows among the node's rows
+    graph: sp.csr_matrix  # [M, M] symmetric kNN graph
+    direct: np.ndarray  # int64 [M]: the leading eigenvectors cut by weighted k-means
+    pieces: np.ndarray | None  # int64 [M]: the embedding over-cut into ``parts`` (or None)
+    sizes: np.ndarray  # float64 [M]: the rows' weights
+
+
+def cut_candidates(
+    feats: torch.Tensor,
+    weights: torch.Tensor,
+    k: int,
+    gen: torch.Generator,
+    neighbours: int = 10,
+    parts: int = 0,
+    spread: bool = False,
+) -> Candidates | None:
+    """The graph over the node's own rows of ``feats`` (unit rows ``[N, F]``) and its
+    candidate cuts into ``k``: the direct one, and with ``parts`` > ``k`` the over-cut
+    pieces. None where the node has too few own rows for a graph. Draws from ``gen``
+    in a fixed order (the eigensolver's start, the direct cut, the pieces)."""
+    core = graph_rows(weights, spread)
+    if core.numel() <= max(k, neighbours + 1) * 2:
+        return None
+    near = nearest_rows(feats[core], feats[core], neighbours, skip_self=True).cpu().numpy()
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen, device=gen.device))
+    graph = knn_graph(near)
+    embedding = torch.from_numpy(walk_embedding(graph, max(k, parts), seed)).to(feats.device)
+    direct = weighted_kmeans(embedding[:, : k - 1], weights[core], k, gen).cpu().numpy()
+    pieces = None
+    if parts > k:
+        pieces = weighted_kmeans(embedding, weights[core], parts, gen).cpu().numpy()
+    return Candidates(core, graph, direct, pieces, weights[core].double().cpu().numpy())
+
+
 def spectral_labels(
     feats: torch.Tensor,
     weights: torch.Tensor,
@@ -194,25 +234,19 @@ def spectral_labels(
     Returns int64 ``[M]`` labels in ``0..k-1``, numbered by decreasing weight.
     """
     m = feats.shape[0]
-    core = graph_rows(weights, spread)
-    if core.numel() <= max(k, neighbours + 1) * 2:  # too few own rows for a graph
+    found = cut_candidates(feats, weights, k, gen, neighbours, parts, spread)
+    if found is None:  # too few own rows for a graph
         return weighted_kmeans(feats, weights, k, gen)
-    base = feats[core]
-    near = nearest_rows(base, base, neighbours, skip_self=True).cpu().numpy()
-    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen, device=gen.device))
-    graph = knn_graph(near)
-    embedding = torch.from_numpy(walk_embedding(graph, max(k, parts), seed)).to(feats.device)
-    core_labels = weighted_kmeans(embedding[:, : k - 1], weights[core], k, gen)
-    if parts > k:
-        pieces = weighted_kmeans(embedding, weights[core], parts, gen).cpu().numpy()
-        sizes = weights[core].double().cpu().numpy()
-        direct = core_labels.cpu().numpy()
-        chosen = kept_cut(graph, pieces, direct, k, sizes, floor, balance)
+    core = found.core
+    chosen = found.direct
+    if found.pieces is not None:
+        chosen = kept_cut(found.graph, found.pieces, found.direct, k, found.sizes, floor, balance)
         if notes is not None and floor > 0:
-            free = kept_cut(graph, pieces, direct, k, sizes, 0.0, balance)
+            free = kept_cut(found.graph, found.pieces, found.direct, k, found.sizes, 0.0, balance)
             if not np.array_equal(free, chosen):
-                notes["refused_share"] = smallest_share(free, sizes, k)
-        core_labels = torch.from_numpy(chosen).to(feats.device)
+                notes["refused_share"] = smallest_share(free, found.sizes, k)
+    core_labels = torch.from_numpy(chosen).to(feats.device)
+    base = feats[core]
     labels = torch.full((m,), -1, dtype=torch.long, device=feats.device)
     labels[core] = core_labels
     rest = (labels < 0).nonzero().squeeze(1)
