@@ -11,7 +11,8 @@ test's BN mode, not by its training.
     .venv/bin/python bench/collapse_check.py --preset fast --random 5000 \
         --set embed_iters=0 --set raw_iters=600 --set refine_iters=300 --set refinements=2
 
-``--threads`` sets torch's CPU threads.
+After each stage it prints the children's masses and the NMI of the split (each
+image to its likelier child) with the classes. ``--threads`` sets torch's CPU threads.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import torch.nn.functional as F
 
 from hctree import engine
 from hctree.data import load_images
+from hctree.metrics import nmi
 from hctree.splitters import get_splitter, hcmgan, make_config
 from hctree.splitters.base import MemoryCheckpointer, NullProgress, SplitContext
 
@@ -84,6 +86,7 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     rows = np.sort(rng.choice(len(data), args.random, replace=False))
     images = torch.from_numpy(np.ascontiguousarray(data.images[rows])).to(device)
+    labels = np.asarray(data.labels)[rows]
     cls = get_splitter("hcmgan")
     config = make_config(cls, args.preset, dict(s.split("=", 1) for s in args.set))
     hcmgan._generator_losses = _recording(hcmgan._generator_losses)
@@ -109,8 +112,12 @@ def main() -> None:
             ev = " ".join(f"{v:.2e}" for v in rec["eval"])
             tr = " ".join(f"{v:.2e}" for v in rec["train"])
             print(f"{stage:8s} attempt {attempt + 1}: fake BCE eval [{ev}]  train [{tr}]")
-        masses = " ".join(f"{m:.0f}" for m in np.asarray(result.memberships).sum(1))
-        print(f"{stage:8s} masses {masses}  collapsed={result.metrics.get('collapsed')}")
+        members = np.asarray(result.memberships)
+        masses = " ".join(f"{m:.0f}" for m in members.sum(1))
+        score = nmi(labels, members.argmax(0))
+        print(
+            f"{stage:8s} masses {masses}  NMI {score:.3f}  collapsed={result.metrics.get('collapsed')}"
+        )
         for line in progress.lines:
             print(f"         {line}")
         previous = torch.as_tensor(np.asarray(result.memberships), device=device)

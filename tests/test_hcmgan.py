@@ -371,6 +371,8 @@ def test_collapse_is_retried_and_a_failed_refinement_keeps_the_previous_split(sm
         {"flip": -0.1},
         {"batch_groups": True, "lambda_contrast": 1.0},
         {"batch_groups": True, "compile": "trace"},
+        {"group_generators": 0},
+        {"batch_groups": True, "group_generators": 2},
     ],
 )
 def test_bad_settings_are_user_errors(overrides: dict[str, Any]) -> None:
@@ -395,3 +397,84 @@ def test_refining_an_empty_child_keeps_the_split(small) -> None:
     result = HCMGANSplitter().run_stage("refine1", context(small, parent, previous))
     assert result.stop and result.models == {}
     np.testing.assert_array_equal(result.memberships, previous.numpy())
+
+
+# ---------------------------------------------------------------- groups of generators
+
+PAIRS = {**QUICK, "group_generators": 2}
+
+
+def test_a_refinement_group_holds_its_generators_and_labels_their_images_by_group(small) -> None:
+    """With two generators per group (the reference's refinement), a stage stores four
+    generators and a discriminator per group, C learns the group of a generator's
+    images, not which generator made them, and the children still divide the parent."""
+    splitter = HCMGANSplitter()
+    parent = torch.rand(len(small), generator=torch.Generator().manual_seed(3))
+    raw = splitter.run_stage("raw", context(small, parent, overrides=PAIRS))
+    assert sorted(raw.models) == ["D", "G0", "G1"]  # a raw split: a generator per child
+    previous = torch.from_numpy(raw.memberships)
+    overrides = {**PAIRS, "refine_iters": 60}
+    ref = splitter.run_stage("refine1", context(small, parent, previous, overrides=overrides))
+    assert sorted(ref.models) == ["D0", "D1", "G0", "G1", "G2", "G3"]
+    np.testing.assert_allclose(ref.memberships.sum(0), parent.numpy(), rtol=1e-5, atol=1e-6)
+    config = make_config(HCMGANSplitter, "tiny", overrides)
+    fn = splitter.predict(ref.models, config, (1, 28, 28), CPU)
+    made = splitter.generate(ref.models, config, (1, 28, 28), n=64, seed=0, device=CPU)
+    with torch.no_grad():
+        for child in range(2):
+            assert float(fn(engine.to_unit(made[child]))[:, child].mean()) > 0.6, child
+
+
+def test_a_groups_samples_come_from_each_of_its_generators(small) -> None:
+    """generate() gives child j the images of its group's generators in turn, each
+    from its own latent draws."""
+    from hctree.nets.dcgan import Generator
+
+    splitter = HCMGANSplitter()
+    parent = torch.ones(len(small))
+    raw = splitter.run_stage("raw", context(small, parent, overrides=PAIRS))
+    previous = torch.from_numpy(raw.memberships)
+    ref = splitter.run_stage("refine1", context(small, parent, previous, overrides=PAIRS))
+    config = make_config(HCMGANSplitter, "tiny", PAIRS)
+    made = splitter.generate(ref.models, config, (1, 28, 28), n=5, seed=4, device=CPU)
+    assert made.shape == (2, 5, 1, 28, 28) and made.dtype == torch.uint8
+    gen = engine.make_generator(4, CPU)
+    expected = []
+    for j in range(4):  # three draws per generator, the first five of each group kept
+        g = Generator(28, 1, config.latent_dim, config.width_g, config.kernel_g, config.norm_g)
+        engine.load_numpy_state(g, ref.models[f"G{j}"])
+        z = torch.randn(3, config.latent_dim, generator=gen)
+        with torch.no_grad():
+            expected.append(engine.to_uint8(g.eval()(z)))
+    assert torch.equal(made[0], torch.cat(expected[:2])[:5])
+    assert torch.equal(made[1], torch.cat(expected[2:])[:5])
+
+
+@pytest.mark.parametrize("stop_at", [1, 4])
+def test_a_refinement_with_generator_pairs_resumes_bit_identically(small, stop_at: int) -> None:
+    splitter = HCMGANSplitter()
+    parent = torch.ones(len(small))
+    raw = splitter.run_stage("raw", context(small, parent, overrides=PAIRS))
+    previous = torch.from_numpy(raw.memberships)
+    whole = splitter.run_stage("refine1", context(small, parent, previous, overrides=PAIRS))
+    store = MemoryCheckpointer()
+    with pytest.raises(Interrupted):
+        splitter.run_stage(
+            "refine1",
+            context(small, parent, previous, overrides=PAIRS, checkpoint=store,
+                    should_stop=StopAfter(stop_at)),
+        )  # fmt: skip
+    resumed = splitter.run_stage(
+        "refine1", context(small, parent, previous, overrides=PAIRS, checkpoint=store)
+    )
+    np.testing.assert_array_equal(whole.memberships, resumed.memberships)
+    for name, state in whole.models.items():
+        for key, value in state.items():
+            np.testing.assert_array_equal(value, resumed.models[name][key], err_msg=name + key)
+
+
+def test_the_paper_preset_gives_each_refinement_group_two_generators() -> None:
+    assert make_config(HCMGANSplitter, "paper").group_generators == 2
+    # a tree stored before the setting existed resumes with one generator per group
+    stored = {"splitter": "hcmgan", "config_json": '{"refinements": 2}'}
+    assert stored_splitter(stored)[1].group_generators == 1

@@ -63,7 +63,8 @@ SPLIT_INITS = ("none", "kmeans", "spectral")
 
 @dataclass
 class Config:
-    """Every HC-MGAN hyper-parameter; the defaults are the reference's (``paper``)."""
+    """Every HC-MGAN hyper-parameter; the defaults are the reference's (``paper``),
+    except ``group_generators``, which the presets set (its comment says why)."""
 
     width_g: int = 128  # generator feature maps
     width_d: int = 128  # discriminator/classifier trunk feature maps
@@ -86,6 +87,9 @@ class Config:
     raw_iters: int = 0  # > 0: fixed iteration budget for the raw split (replaces raw_epochs)
     refine_iters: int = 0  # > 0: fixed iteration budget per refinement
     refinements: int = 8
+    # generators per group in a refinement (the reference: 2; 1 keeps trees grown
+    # before this setting resuming as they were, so the presets set it)
+    group_generators: int = 1
     stop_threshold: float = 0.002  # stop refining when the moved mass fraction is below this
     min_child_fraction: float = 0.01  # a child with less of the node's mass is a collapse
     collapse_loss: float = 0.001  # D's loss on a generator's images below this is a collapse
@@ -163,6 +167,10 @@ class Config:
             if getattr(self, name) < 0:
                 raise HCTreeError(f"setting {name} must be >= 0.")
         engine.check_compile(self.compile)
+        if self.group_generators < 1:
+            raise HCTreeError("setting group_generators must be at least 1.")
+        if self.batch_groups and self.group_generators > 1:
+            raise HCTreeError("setting batch_groups works only with group_generators=1.")
         if self.batch_groups and (self.uses_views or self.compile != "off"):
             raise HCTreeError(
                 "setting batch_groups works only without view losses (lambda_contrast, "
@@ -253,9 +261,10 @@ _SEEDED = {
 }
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {},
+    "paper": {"group_generators": 2},
     "fast": {
         **_SEEDED,
+        "group_generators": 2,
         "norm_g": "batch_norm",
         "raw_epochs": 20.0,
         "embed_iters": 4000,
@@ -266,6 +275,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {
         **_SMALL,
         **_SEEDED,
+        "group_generators": 2,
         "width_d": 32,
         "raw_iters": 800,
         "embed_iters": 2000,
@@ -283,12 +293,14 @@ class _Nets:
     """The trained components of one stage attempt and their optimisers.
 
     ``owner[j]`` is the discriminator that plays against generator j (raw: all 0;
-    refinement: j).
+    refinement: its group), ``child[j]`` the child C labels its images with (raw: j;
+    refinement: its group). A refinement group holds ``group_generators`` generators.
     """
 
     generators: nn.ModuleList
     discriminators: nn.ModuleList
-    owner: torch.Tensor  # int64 [k]
+    owner: torch.Tensor  # int64 [generators]
+    child: torch.Tensor  # int64 [generators]
     own: list[torch.Tensor]  # per discriminator: int64 rows of the fake batch it judges
     opt_g: torch.optim.Optimizer
     opt_d: list[torch.optim.Optimizer]
@@ -297,12 +309,12 @@ class _Nets:
     def components(self) -> dict[str, nn.Module]:
         """Component name -> module, as stored in the tree file."""
         out: dict[str, nn.Module] = {}
-        refine = len(self.discriminators) > 1
         for j, g in enumerate(self.generators):
             out[f"G{j}"] = g
-            if refine:
-                out[f"D{j}"] = self.discriminators[j]
-        if not refine:
+        if len(self.discriminators) > 1:  # a refinement: one per group
+            for d, disc in enumerate(self.discriminators):
+                out[f"D{d}"] = disc
+        else:
             out["D"] = self.discriminators[0]
         return out
 
@@ -314,12 +326,17 @@ class _Nets:
 
 
 def _build_modules(
-    config: Config, k: int, n_disc: int, image_shape: tuple[int, ...]
+    config: Config,
+    k: int,
+    n_disc: int,
+    image_shape: tuple[int, ...],
+    n_gens: int | None = None,
 ) -> tuple[nn.ModuleList, nn.ModuleList]:
+    """``n_gens`` generators (default ``k``) and ``n_disc`` k-way discriminators."""
     channels, size = check_image_shape(image_shape)
     gens = nn.ModuleList(
         Generator(size, channels, config.latent_dim, config.width_g, config.kernel_g, config.norm_g)
-        for _ in range(k)
+        for _ in range(k if n_gens is None else n_gens)
     )
     proj_dim = config.proj_dim if config.lambda_contrast > 0 else 0
     discs = nn.ModuleList(
@@ -335,18 +352,21 @@ def _build_nets(
     """Fresh networks initialised from ``seed`` (never the global RNG) and their optimisers."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        gens, discs = _build_modules(config, k, k if refine else 1, image_shape)
+        per_group = config.group_generators if refine else 1
+        gens, discs = _build_modules(config, k, k if refine else 1, image_shape, k * per_group)
     cuda = device.type == "cuda"
     memory = torch.channels_last if cuda else torch.contiguous_format
     gens.to(device=device, memory_format=memory)
     discs.to(device=device, memory_format=memory)
-    owners = list(range(k)) if refine else [0] * k
-    rows = torch.arange(k * config.batch_gen).view(k, -1)  # fake batch rows per generator
-    own = [[j for j in range(k) if owners[j] == d] for d in range(len(discs))]
+    n = len(gens)
+    owners = [j // per_group for j in range(n)] if refine else [0] * n
+    rows = torch.arange(n * config.batch_gen).view(n, -1)  # fake batch rows per generator
+    own = [[j for j in range(n) if owners[j] == d] for d in range(len(discs))]
     return _Nets(
         generators=gens,
         discriminators=discs,
         owner=torch.tensor(owners, device=device),
+        child=torch.tensor(owners if refine else list(range(n)), device=device),
         own=[rows[gens_of_d].flatten().to(device) for gens_of_d in own],
         opt_g=_adam(gens.parameters(), config.lr_g, config, device),
         opt_d=[_adam(d.head_parameters(), config.lr_d, config, device) for d in discs],
@@ -499,8 +519,8 @@ def _train_step(
     ``targets`` (int64 ``[N]``, optional): a child per image that C also learns on
     real images (C's head only). Returns detached scalar losses (no host sync).
     """
-    k, b = len(nets.generators), config.batch_gen
-    labels = torch.arange(k, device=device).repeat_interleave(b)
+    k, b = len(nets.generators), config.batch_gen  # k: generators (a group may hold several)
+    labels = nets.child.repeat_interleave(b)
     z = torch.randn(k, b, config.latent_dim, generator=gen, device=device)
     with _autocast(device):
         fakes = torch.cat([g(z[j]) for j, g in enumerate(nets.generators)])
@@ -1146,15 +1166,19 @@ class HCMGANSplitter:
         device: torch.device,
     ) -> torch.Tensor:
         """n images from each child's generator: uint8 ``[k, n, C, H, W]`` on the CPU."""
-        k, refine = _shape_of(models)
-        gens, _ = _build_modules(config, k, 0, image_shape)
+        k, _ = _shape_of(models)
+        n_gens = _generator_count(models)
+        per_child = n_gens // k  # a refinement group may hold several generators
+        each = -(-n // per_child)  # images per generator, the child's first n kept
+        gens, _ = _build_modules(config, k, 0, image_shape, n_gens)
         gen = engine.make_generator(seed, device)
-        out = []
+        made = []
         for j, g in enumerate(gens):
             engine.load_numpy_state(g, models[f"G{j}"])
             g.to(device).eval()
-            z = torch.randn(n, config.latent_dim, generator=gen, device=device)
-            out.append(engine.to_uint8(g(z)).cpu())
+            z = torch.randn(each, config.latent_dim, generator=gen, device=device)
+            made.append(engine.to_uint8(g(z)).cpu())
+        out = [torch.cat(made[c * per_child : (c + 1) * per_child])[:n] for c in range(k)]
         return torch.stack(out)
 
 
@@ -1179,11 +1203,18 @@ def _stored_discriminators(
 
 
 def _shape_of(models: ModelState) -> tuple[int, bool]:
-    """(number of children, whether the models are a refinement's) from component names."""
-    k = sum(1 for name in models if name.startswith("G"))
-    if k < 2:
+    """(number of children, whether the models are a refinement's) from component names:
+    a raw split stores one D and a generator per child, a refinement a D_j per child."""
+    refine = "D" not in models
+    k = sum(1 for name in models if name.startswith("D" if refine else "G"))
+    if k < 2 or _generator_count(models) % k:
         raise HCTreeError("the stored HC-MGAN models are incomplete; grow the split again.")
-    return k, "D" not in models
+    return k, refine
+
+
+def _generator_count(models: ModelState) -> int:
+    """How many generators a stage stored (a refinement group may hold several)."""
+    return sum(1 for name in models if name.startswith("G"))
 
 
 __all__ = ["Config", "HCMGANSplitter", "PRESETS"]
