@@ -23,7 +23,12 @@ import torch.nn.functional as F
 
 from hctree import engine
 from hctree.splitters import stored_splitter
-from hctree.splitters.hcmgan import _build_modules, _shape_of, _stored_discriminators
+from hctree.splitters.hcmgan import (
+    _build_modules,
+    _generator_count,
+    _shape_of,
+    _stored_discriminators,
+)
 from hctree.store import read_tree
 from hctree.tree import Tree
 
@@ -52,7 +57,8 @@ def main() -> None:
         for name in tree.split_sequence:
             models = tree.models(name)
             k, _ = _shape_of(models)
-            generators, _ = _build_modules(config, k, 0, shape)
+            n_gens = _generator_count(models)
+            generators, _ = _build_modules(config, k, 0, shape, n_gens)
             discs = [d.eval() for d in _stored_discriminators(models, config, shape, cpu)]
             z = torch.randn(
                 config.batch_gen,
@@ -62,7 +68,8 @@ def main() -> None:
             losses = []
             for j, g in enumerate(generators):
                 engine.load_numpy_state(g, models[f"G{j}"])
-                disc = discs[j if len(discs) > 1 else 0]  # a refinement's G_j plays D_j
+                # a refinement's group d (generators d * n_gens // k ...) plays D_d
+                disc = discs[j * k // n_gens if len(discs) > 1 else 0]
                 losses.append(
                     [fake_loss(disc, g.eval(), z), fake_loss(disc, copy.deepcopy(g).train(), z)]
                 )
