@@ -81,6 +81,12 @@ Each set is an ``.npz`` with ``images`` (uint8, N x H x W or N x H x W x 3),
   scored once with the default as it stood, to see whether the rules that settle
   each nuisance alone also hold when they meet.
 
+- ``zoomed-mild-dev``, ``zoomed-mild``: the ``zoomed-dev`` and ``zoomed``
+  constructions with objects shrunk by a factor from [0.75, 1] (a spread of sizes
+  between the ordinary sets' and ``zoomed``'s; ``zoomed-mild`` another draw of
+  images than ``zoomed``): the development set and the held-out set of the scale
+  rule's threshold, made on 2026-12-07.
+
 Every set is drawn with a fixed seed from images the 10,000-image benchmark subset
 (``--subset 10000 --seed 0``) may also contain; the point is the nuisance, not
 unseen pixels.
@@ -237,9 +243,9 @@ def noisy(rng: np.random.Generator, n=5000, classes=None, levels=False):
     return out, labels, names
 
 
-def zoomed(rng: np.random.Generator, n=5000, classes=None, scales=False):
+def zoomed(rng: np.random.Generator, n=5000, classes=None, scales=False, low=0.6):
     images, labels, names = _fashion(n, rng, classes=None if classes is None else list(classes))
-    scale = rng.uniform(0.6, 1.0, size=len(images)).astype(np.float32)
+    scale = rng.uniform(low, 1.0, size=len(images)).astype(np.float32)
     theta = torch.zeros(len(images), 2, 3)
     theta[:, 0, 0] = theta[:, 1, 1] = torch.from_numpy(1.0 / scale)
     x = torch.from_numpy(images).float()[:, None]
@@ -251,7 +257,7 @@ def zoomed(rng: np.random.Generator, n=5000, classes=None, scales=False):
             out,
             labels,
             names,
-            {"nuisance": np.minimum((scale - 0.6) // 0.1, 3).astype(np.int64)},
+            {"nuisance": np.minimum((scale - low) // round((1 - low) / 4, 6), 3).astype(np.int64)},
         )
     return out, labels, names
 
@@ -429,7 +435,10 @@ def main() -> None:
               "digits-inverted": digits_inverted, "tinted10": tinted10,
               # other images than tinted10's (the same seed would draw the same ones)
               "tinted10-dev": lambda rng: tinted10(np.random.default_rng([2026, 10]), DEV_TINTS),
-              "compound": fashion_compound, "digits-compound": digits_compound}  # fmt: skip
+              "compound": fashion_compound, "digits-compound": digits_compound,
+              "zoomed-mild-dev": lambda rng: zoomed(rng, 4000, (0, 3, 5, 9), scales=True, low=0.75),
+              # other images than zoomed's (the same seed would draw the same ones)
+              "zoomed-mild": lambda rng: zoomed(np.random.default_rng([2026, 75]), low=0.75)}  # fmt: skip
     for name in args.sets.split(","):
         images, labels, names, *extra = makers[name](np.random.default_rng(2026))
         path = out / f"{name}.npz"

@@ -6,7 +6,8 @@
 
 Writes the tree to ``--out`` (default bench/out/<splitter>-<preset>-<n>.h5, removed
 first unless --resume) and prints one JSON line: wall time, ACC, NMI, ARI, purity,
-dendrogram purity and leaf purity. ``--set key=value`` overrides preset fields.
+dendrogram purity and leaf purity. ``--set key=value`` overrides preset fields;
+``--scale-spread`` sets the scale rule's threshold for this run.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import platform
 import time
 from pathlib import Path
 
+from hctree import scale as scale_rule
 from hctree.data import load_images
 from hctree.evaluate import evaluate
 from hctree.grow import grow
@@ -45,7 +47,15 @@ def main() -> None:
     parser.add_argument("--out", default=None)
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument(
+        "--scale-spread",
+        type=float,
+        default=None,
+        help="the scale rule's threshold on the spread of object sizes (hctree.scale.MIN_SPREAD)",
+    )
     args = parser.parse_args()
+    if args.scale_spread is not None:
+        scale_rule.MIN_SPREAD = args.scale_spread
     data = load_images(args.data, subset=args.subset, seed=args.seed)
     overrides = dict(s.split("=", 1) for s in args.settings)
     out = Path(args.out or f"bench/out/{args.splitter}-{args.preset}-{len(data)}.h5")
