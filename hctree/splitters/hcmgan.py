@@ -519,9 +519,9 @@ def _train_step(
     ``targets`` (int64 ``[N]``, optional): a child per image that C also learns on
     real images (C's head only). Returns detached scalar losses (no host sync).
     """
-    k, b = len(nets.generators), config.batch_gen  # k: generators (a group may hold several)
+    n, b = len(nets.generators), config.batch_gen  # a refinement group may hold several
     labels = nets.child.repeat_interleave(b)
-    z = torch.randn(k, b, config.latent_dim, generator=gen, device=device)
+    z = torch.randn(n, b, config.latent_dim, generator=gen, device=device)
     with _autocast(device):
         fakes = torch.cat([g(z[j]) for j, g in enumerate(nets.generators)])
     fakes = _add_noise(fakes, sigma, gen)
@@ -563,10 +563,10 @@ def _train_step(
                 logit, torch.ones_like(logit), reduction="none"
             )
             ce = F.cross_entropy(disc.classify(feats).float(), labels, reduction="none")
-            adv.append(bce.view(k, b).mean(1))
-            cls.append(ce.view(k, b).mean(1))
-    adv_own = torch.stack(adv)[nets.owner, torch.arange(k, device=device)]  # [k]
-    cls_mean = torch.stack(cls).mean(0)  # [k]: mean over classifiers, per generator
+            adv.append(bce.view(n, b).mean(1))
+            cls.append(ce.view(n, b).mean(1))
+    adv_own = torch.stack(adv)[nets.owner, torch.arange(n, device=device)]  # [n]
+    cls_mean = torch.stack(cls).mean(0)  # [n]: mean over classifiers, per generator
     loss_g = (adv_own + config.cls_weight * cls_mean).sum()
     nets.opt_g.zero_grad(set_to_none=True)
     loss_g.backward(inputs=list(nets.generators.parameters()))
