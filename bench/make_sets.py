@@ -319,8 +319,11 @@ def compound(rng: np.random.Generator, images: np.ndarray):
     """``images`` (uint8 ``[N, H, W]``) under several nuisances at once, each drawn
     independently of the class and of the others: turned by up to 15 degrees, shrunk
     by a factor from [0.7, 1] and moved where the object stays in the frame, dimmed by
-    a gain of COMPOUND_GAINS and cast in a colour of COMPOUND_TINTS (uint8 ``[N, H, W, 3]``
-    and each image's cast)."""
+    a gain of COMPOUND_GAINS and cast in a colour of COMPOUND_TINTS. Returns uint8
+    ``[N, H, W, 3]`` and each nuisance per image: the cast's index (``nuisance``), the
+    angle's and the shrink factor's quarter of their ranges (``turn``, ``shrink``), the
+    gain's index (``gain``) and the offset's side along each axis (``offset_x``,
+    ``offset_y``: 0 left/up, 1 within 0.05 of the middle, 2 right/down)."""
     n = len(images)
     angle = np.deg2rad(rng.uniform(-15, 15, size=n))
     scale = rng.uniform(0.7, 1.0, size=n)
@@ -333,21 +336,30 @@ def compound(rng: np.random.Generator, images: np.ndarray):
     warped = _warped(images, theta).astype(np.float32)
     gain = COMPOUND_GAINS[rng.integers(len(COMPOUND_GAINS), size=n)]
     dimmed = np.clip(warped * gain[:, None, None], 0, 255).round().astype(np.uint8)
-    return _cast(dimmed, COMPOUND_TINTS, rng)
+    rgb, cast = _cast(dimmed, COMPOUND_TINTS, rng)
+    kinds = {
+        "nuisance": cast,
+        "turn": np.digitize(np.rad2deg(angle), [-7.5, 0, 7.5]),
+        "shrink": np.digitize(scale, [0.775, 0.85, 0.925]),
+        "gain": np.searchsorted(-COMPOUND_GAINS, -gain),
+        "offset_x": np.digitize(move[:, 0], [-0.05, 0.05]),
+        "offset_y": np.digitize(move[:, 1], [-0.05, 0.05]),
+    }
+    return rgb, kinds
 
 
 def fashion_compound(rng: np.random.Generator):
     """5,000 Fashion-MNIST images of all ten classes under :func:`compound`'s nuisances."""
     images, labels, names = _fashion(5000, rng)
-    rgb, which = compound(rng, images)
-    return rgb, labels, names, {"nuisance": which}
+    rgb, kinds = compound(rng, images)
+    return rgb, labels, names, kinds
 
 
 def digits_compound(rng: np.random.Generator):
     """digits28 under :func:`compound`'s nuisances."""
     images, labels, names = digits28()
-    rgb, which = compound(rng, images)
-    return rgb, labels, names, {"nuisance": which}
+    rgb, kinds = compound(rng, images)
+    return rgb, labels, names, kinds
 
 
 PRINT_FONTS = ["DejaVu Sans", "DejaVu Serif", "DejaVu Sans Mono", "DejaVu Sans Condensed",

@@ -239,15 +239,15 @@ def main() -> None:
     score(feats, data.labels, args, shown, start, nuisance_of(args.data, len(data)))
 
 
-def nuisance_of(source: str, n: int) -> np.ndarray | None:
-    """The set's ``nuisance`` array (bench/make_sets.py), when it has one and every
-    image is used (a subset of all of them keeps their order)."""
+def nuisance_of(source: str, n: int, key: str = "nuisance") -> np.ndarray | None:
+    """The set's ``key`` array (bench/make_sets.py; by default its ``nuisance``), when
+    it has one and every image is used (a subset of all of them keeps their order)."""
     if not source.endswith(".npz"):
         return None
     with np.load(source) as arrays:
-        if "nuisance" not in arrays or len(arrays["nuisance"]) != n:
+        if key not in arrays or len(arrays[key]) != n:
             return None
-        return arrays["nuisance"]
+        return arrays[key]
 
 
 def score(
