@@ -15,9 +15,9 @@ from hctree.grow import grow
 from tests.rule_trees import grows_the_tree_of_its_prepared_images, with_images
 
 
-def _shrunk(images: np.ndarray, seed: int = 0) -> np.ndarray:
-    """Each image shrunk about its centre by a factor drawn from [0.6, 1] (bilinear)."""
-    factor = np.random.default_rng(seed).uniform(0.6, 1.0, len(images))
+def _shrunk(images: np.ndarray, seed: int = 0, low: float = 0.6) -> np.ndarray:
+    """Each image shrunk about its centre by a factor drawn from [low, 1] (bilinear)."""
+    factor = np.random.default_rng(seed).uniform(low, 1.0, len(images))
     theta = torch.zeros(len(images), 2, 3)
     theta[:, 0, 0] = theta[:, 1, 1] = torch.from_numpy(1 / factor).float()
     x = torch.from_numpy(images).float()
@@ -74,6 +74,22 @@ def test_fashion_mnist_keeps_its_sizes_and_shrunk_objects_are_fitted(fmnist):
         scale.decide(shrunk, "on")
     with pytest.raises(ValueError):
         scale.apply(shrunk, "zoomed")
+
+
+def test_objects_shrunk_by_up_to_a_quarter_are_fitted_and_cropped_ones_are_not(fmnist):
+    """The bar lies between a set whose objects were shrunk by a factor from [0.75, 1]
+    and one whose crops moved the objects and cut some of them (hctree.scale)."""
+    images = fmnist.images[:2000]
+    mild = _shrunk(images, seed=4, low=0.75)
+    assert 0.06 <= scale.spread(mild) < 0.1
+    assert scale.decide(mild) == scale.FITTED
+    rng = np.random.default_rng(5)
+    canvas = np.zeros((len(images), 1, 36, 36), np.uint8)
+    canvas[:, :, 4:32, 4:32] = images
+    where = rng.integers(0, 9, size=(len(images), 2))
+    cropped = np.stack([canvas[i, :, y : y + 28, x : x + 28] for i, (y, x) in enumerate(where)])
+    assert scale.spread(cropped) < scale.MIN_SPREAD
+    assert scale.decide(cropped) == scale.AS_GIVEN
 
 
 def test_only_objects_on_plain_backgrounds_are_judged(fmnist):
