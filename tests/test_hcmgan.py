@@ -300,10 +300,13 @@ def test_batched_groups_refine_like_the_sequential_groups(small) -> None:
 
 
 @pytest.mark.parametrize("stop_at", [1, 4])
-def test_batched_groups_resume_bit_identically(small, stop_at: int) -> None:
+@pytest.mark.parametrize("setting", [{"batch_groups": True}, {"group_generators": 2}])
+def test_batched_groups_and_generator_pairs_resume_bit_identically(
+    small, stop_at: int, setting: dict[str, Any]
+) -> None:
     splitter = HCMGANSplitter()
     parent = torch.ones(len(small))
-    overrides = {**QUICK, "batch_groups": True}
+    overrides = {**QUICK, **setting}
     raw = splitter.run_stage("raw", context(small, parent, overrides=overrides))
     previous = torch.from_numpy(raw.memberships)
     whole = splitter.run_stage("refine1", context(small, parent, previous, overrides=overrides))
@@ -448,29 +451,6 @@ def test_a_groups_samples_come_from_each_of_its_generators(small) -> None:
             expected.append(engine.to_uint8(g.eval()(z)))
     assert torch.equal(made[0], torch.cat(expected[:2])[:5])
     assert torch.equal(made[1], torch.cat(expected[2:])[:5])
-
-
-@pytest.mark.parametrize("stop_at", [1, 4])
-def test_a_refinement_with_generator_pairs_resumes_bit_identically(small, stop_at: int) -> None:
-    splitter = HCMGANSplitter()
-    parent = torch.ones(len(small))
-    raw = splitter.run_stage("raw", context(small, parent, overrides=PAIRS))
-    previous = torch.from_numpy(raw.memberships)
-    whole = splitter.run_stage("refine1", context(small, parent, previous, overrides=PAIRS))
-    store = MemoryCheckpointer()
-    with pytest.raises(Interrupted):
-        splitter.run_stage(
-            "refine1",
-            context(small, parent, previous, overrides=PAIRS, checkpoint=store,
-                    should_stop=StopAfter(stop_at)),
-        )  # fmt: skip
-    resumed = splitter.run_stage(
-        "refine1", context(small, parent, previous, overrides=PAIRS, checkpoint=store)
-    )
-    np.testing.assert_array_equal(whole.memberships, resumed.memberships)
-    for name, state in whole.models.items():
-        for key, value in state.items():
-            np.testing.assert_array_equal(value, resumed.models[name][key], err_msg=name + key)
 
 
 def test_the_paper_preset_gives_each_refinement_group_two_generators() -> None:
