@@ -22,7 +22,7 @@ import copy
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from bn_modes import fake_loss
 
 from hctree import engine
 from hctree.data import load_images
@@ -39,9 +39,7 @@ def _fake_losses(nets, config, gen, device, train: bool) -> list[float]:
     for j, g in enumerate(nets.generators):
         g = copy.deepcopy(g).train(train)
         z = torch.randn(config.batch_gen, config.latent_dim, generator=gen, device=device)
-        disc = nets.discriminators[int(nets.owner[j])]
-        logit = disc.real_logit(disc.features(g(z))).float()
-        out.append(float(F.binary_cross_entropy_with_logits(logit, torch.zeros_like(logit))))
+        out.append(fake_loss(nets.discriminators[int(nets.owner[j])], g, z))
     return out
 
 
