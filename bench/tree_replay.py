@@ -35,7 +35,7 @@ class Replay:
     tree: Tree
     labels: np.ndarray  # int [N] true classes
     images: torch.Tensor  # prepared as the tree prepared them
-    warm: torch.Tensor  # the root's warm-up trunk features, cached by bench/split_screen.py
+    warm: torch.Tensor | None  # the root's warm-up trunk features, cached by bench/split_screen.py
 
     def trunk_of(self, name: str) -> torch.Tensor:
         """The features of every image by node ``name``'s stored trunk."""
@@ -50,12 +50,15 @@ class Replay:
         return self.warm if parent is None else self.trunk_of(parent)
 
 
-def load_replay(args: argparse.Namespace) -> Replay:
-    """Read the tree and its images as ``replay_arguments`` named them."""
+def load_replay(args: argparse.Namespace, warm: bool = True) -> Replay:
+    """Read the tree and its images as ``replay_arguments`` named them; with ``warm``
+    also the cached warm-up trunk features (bench/split_screen.py must have made them)."""
     engine.configure_threads(args.threads)
     tree = Tree(read_tree(args.tree), path=Path(args.tree))
     data = load_images(args.data, subset=args.subset or None, seed=args.seed)
     images = torch.from_numpy(prepare.apply(data.images, prepare.stored(tree.record)))
+    if not warm:
+        return Replay(tree, np.asarray(data.labels), images, None)
     stem = Path(str(data.source)).stem
-    warm = torch.from_numpy(np.load(f"bench/out/trunk-{stem}-{len(data)}-s{args.seed}-base.npy"))
-    return Replay(tree, np.asarray(data.labels), images, warm)
+    cached = np.load(f"bench/out/trunk-{stem}-{len(data)}-s{args.seed}-base.npy")
+    return Replay(tree, np.asarray(data.labels), images, torch.from_numpy(cached))
