@@ -27,12 +27,14 @@ def augment(
     flip: float = 0.5,
     shift: float = 0.0,
     rotate: float = 0.0,
+    gain: float = 0.4,
 ) -> torch.Tensor:
     """A random view of real images float ``[B,C,H,W]`` in [-1, 1] (same shape).
 
     Random resized crop (area in ``[crop_scale_min, 1]``, aspect ratio in ``ASPECT``),
     a left-right mirror with probability ``flip``, and with probability 0.8
-    brightness/contrast (and, for colour, saturation) jitter of 0.4; colour views
+    brightness (a gain in ``[1 - gain, 1 + gain]``), contrast (and, for colour,
+    saturation) jitter of 0.4; colour views
     turn grey with probability 0.2. With
     ``tint`` > 0, colour views are also multiplied channel by channel by gains drawn
     from ``[1 - tint, 1 + tint]`` and, half of the time, get their channels in a
@@ -74,7 +76,7 @@ def augment(
     view = F.grid_sample(x, grid, padding_mode="border", align_corners=False)
     img = (view + 1) / 2
     jitter = (u[:, 5] < 0.8).float()[:, None, None, None]
-    bright = 1 + 0.4 * (2 * u[:, 6] - 1)[:, None, None, None] * jitter
+    bright = 1 + gain * (2 * u[:, 6] - 1)[:, None, None, None] * jitter
     contrast = 1 + 0.4 * (2 * u[:, 7] - 1)[:, None, None, None] * jitter
     img = img * bright
     grey = img.mean(dim=1, keepdim=True)
@@ -93,7 +95,8 @@ def augment(
 def configured_view(x: torch.Tensor, config: object, gen: torch.Generator) -> torch.Tensor:
     """:func:`augment` with the view settings a splitter's ``config`` carries
     (``crop_scale_min``, ``tint``, ``invert``, ``flip``, ``view_shift``,
-    ``view_rotate``); a setting it lacks takes augment's default (a 0.4 crop)."""
+    ``view_rotate``, ``view_gain``); a setting it lacks takes augment's default
+    (a 0.4 crop)."""
     return augment(
         x,
         float(getattr(config, "crop_scale_min", 0.4)),
@@ -103,6 +106,7 @@ def configured_view(x: torch.Tensor, config: object, gen: torch.Generator) -> to
         float(getattr(config, "flip", 0.5)),
         float(getattr(config, "view_shift", 0.0)),
         float(getattr(config, "view_rotate", 0.0)),
+        float(getattr(config, "view_gain", 0.4)),
     )
 
 

@@ -199,6 +199,29 @@ def test_rotate_turns_a_view_by_at_most_its_angle():
         Config(view_rotate=-1.0).validate()
 
 
+def test_gain_sets_how_far_a_view_may_brighten_or_darken():
+    """On a flat grey image (where contrast changes nothing) a view is the grey times
+    its gain: within [0.6, 1.4] by default, the same views as an explicit 0.4, and
+    with gain=0.8 within [0.2, 1.8], reaching past the default's range both ways."""
+    grey = 0.25
+    x = torch.full((256, 1, 28, 28), 2 * grey - 1)
+
+    def gains(views: torch.Tensor) -> torch.Tensor:
+        return ((views + 1) / 2).mean(dim=(1, 2, 3)) / grey
+
+    default = augment(x, 1.0, torch.Generator().manual_seed(4), flip=0.0)
+    assert torch.equal(
+        default, augment(x, 1.0, torch.Generator().manual_seed(4), flip=0.0, gain=0.4)
+    )
+    wide = gains(augment(x, 1.0, torch.Generator().manual_seed(4), flip=0.0, gain=0.8))
+    narrow = gains(default)
+    assert narrow.min() >= 0.6 - 1e-5 and narrow.max() <= 1.4 + 1e-5
+    assert wide.min() >= 0.2 - 1e-5 and wide.max() <= 1.8 + 1e-5
+    assert (wide < 0.5).any() and (wide > 1.5).any()
+    with pytest.raises(HCTreeError, match="view_gain"):
+        Config(view_gain=1.0).validate()
+
+
 def test_views_change_colour_casts_and_the_losses_measure_agreement():
     x = torch.rand(8, 3, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
     plain = augment(x, 1.0, torch.Generator().manual_seed(5))

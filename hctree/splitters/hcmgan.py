@@ -108,6 +108,7 @@ class Config:
     flip: float = 0.5  # probability that a view is mirrored left to right
     view_shift: float = 0.0  # a view's crop moves by up to this fraction of the side
     view_rotate: float = 0.0  # a view's crop turns by up to this many degrees either way
+    view_gain: float = 0.4  # a view's brightness is multiplied by a gain in [1 - g, 1 + g]
     compile: str = "off"  # off | inductor | cudagraphs | trace: torch.compile the networks
     batch_groups: bool = False  # a refinement's k groups trained as one batched model (GPU)
     inherit: bool = False  # start discriminators from the parent split's trunk
@@ -219,6 +220,8 @@ class Config:
             raise HCTreeError("setting view_shift must lie in [0, 0.5].")
         if not 0 <= self.view_rotate <= 180:
             raise HCTreeError("setting view_rotate must lie in [0, 180] degrees.")
+        if not 0 <= self.view_gain < 1:
+            raise HCTreeError("setting view_gain must lie in [0, 1).")
 
 
 # Short budgets (cpu, tiny) learn much faster with BatchNorm in the generators, 3x3
