@@ -32,11 +32,10 @@ def augment(
     """A random view of real images float ``[B,C,H,W]`` in [-1, 1] (same shape).
 
     Random resized crop (area in ``[crop_scale_min, 1]``, aspect ratio in ``ASPECT``),
-    a left-right mirror with probability ``flip``, and with probability 0.8
-    brightness (a gain in ``[1 - gain, 1 + gain]``), contrast (and, for colour,
-    saturation) jitter of 0.4; colour views
-    turn grey with probability 0.2. With
-    ``tint`` > 0, colour views are also multiplied channel by channel by gains drawn
+    a left-right mirror with probability ``flip``, and with probability 0.8 a
+    brightness gain drawn from ``[1 - gain, 1 + gain]`` and contrast (and, for
+    colour, saturation) jitter of 0.4; colour views turn grey with probability
+    0.2. With ``tint`` > 0, colour views are also multiplied channel by channel by gains drawn
     from ``[1 - tint, 1 + tint]`` and, half of the time, get their channels in a
     random order, so a colour cast is something a view may change. With ``invert``
     > 0, a view's grey levels are inverted with that probability (drawn after
