@@ -13,6 +13,7 @@ from hctree.data import ImageSet
 from hctree.errors import HCTreeError
 from hctree.grow import grow
 from tests.rule_trees import grows_the_tree_of_its_prepared_images, with_images
+from tests.test_position import _moved
 
 
 def _shrunk(images: np.ndarray, seed: int = 0, low: float = 0.6) -> np.ndarray:
@@ -83,11 +84,7 @@ def test_objects_shrunk_by_up_to_a_quarter_are_fitted_and_cropped_ones_are_not(f
     mild = _shrunk(images, seed=4, low=0.75)
     assert 0.06 <= scale.spread(mild) < 0.1
     assert scale.decide(mild) == scale.FITTED
-    rng = np.random.default_rng(5)
-    canvas = np.zeros((len(images), 1, 36, 36), np.uint8)
-    canvas[:, :, 4:32, 4:32] = images
-    where = rng.integers(0, 9, size=(len(images), 2))
-    cropped = np.stack([canvas[i, :, y : y + 28, x : x + 28] for i, (y, x) in enumerate(where)])
+    cropped = _moved(images, seed=5, most=4)
     assert scale.spread(cropped) < scale.MIN_SPREAD
     assert scale.decide(cropped) == scale.AS_GIVEN
 
