@@ -44,11 +44,9 @@ from hctree.spectral import spectral_labels
 from hctree.splitters import hcmgan
 
 
-def trunk_features(
-    images: np.ndarray, seed: int, overrides: dict[str, str], snapshots: list[int] | None = None
-) -> dict[int, np.ndarray]:
-    """Train the root warm-up's trunk; unit-length features ``[N, F]`` after each of
-    ``snapshots`` iterations (default: the configured ``embed_iters``), by iteration."""
+def train_trunk(images: np.ndarray, seed: int, overrides: dict[str, str], snapshots: list[int]):
+    """Train the root warm-up's trunk; yields ``(iteration, discriminator)`` after each
+    of the sorted ``snapshots`` iterations."""
     config = hcmgan.Config(**hcmgan.PRESETS["cpu"])
     for key, value in overrides.items():
         setattr(config, key, type(getattr(config, key))(value))
@@ -60,13 +58,27 @@ def trunk_features(
     weights = torch.ones(len(x))
     disc = nets.discriminators[0]
     wanted = sorted(snapshots or [config.embed_iters])
-    out: dict[int, np.ndarray] = {}
     for i in range(1, wanted[-1] + 1):
         hcmgan._embed_step(disc, nets.opt_d[0], x, weights, config, gen, device)
         if i in wanted:
-            unit = lambda b: F.normalize(disc.features(b).float(), dim=1)  # noqa: E731
-            out[i] = engine.predict_in_batches(unit, x).numpy()
-    return out
+            yield i, disc
+
+
+def unit_features(disc, images: np.ndarray) -> np.ndarray:
+    """A trunk's unit-length features of uint8 ``images``, ``[N, F]``."""
+    unit = lambda b: F.normalize(disc.features(b).float(), dim=1)  # noqa: E731
+    return engine.predict_in_batches(unit, torch.from_numpy(images)).numpy()
+
+
+def trunk_features(
+    images: np.ndarray, seed: int, overrides: dict[str, str], snapshots: list[int] | None = None
+) -> dict[int, np.ndarray]:
+    """Train the root warm-up's trunk; unit-length features ``[N, F]`` after each of
+    ``snapshots`` iterations (default: the configured ``embed_iters``), by iteration."""
+    return {
+        i: unit_features(disc, images)
+        for i, disc in train_trunk(images, seed, overrides, snapshots or [])
+    }
 
 
 def kmeans_rule(feats: np.ndarray, seed: int) -> np.ndarray:

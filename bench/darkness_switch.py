@@ -1,0 +1,138 @@
+"""Screen: cut a node on brightness-equalised images where its cut follows darkness.
+
+    .venv/bin/python bench/darkness_switch.py --subset 10000 --seed 0 --threads 1
+
+Trains the `cpu` preset's warm-up trunk as `bench/split_screen.py` does (and shares
+its cache of the plain features), then computes the same trunk's features of every
+image brightness-equalised: the object's grey levels (pixels above 5% of white)
+scaled so that their mean is the set's median object mean. Three trunk-alone
+10-leaf trees follow, each node bisected by the default's seeding rule
+(``spectral8-floor``):
+
+- ``plain``: on the plain features (the default);
+- ``equalised``: on the equalised features, at every node;
+- ``switch``: per node, the equalised cut where the plain cut follows the node's
+  darkness (NMI with the terciles of the object's mean grey at least ``--bar``) and
+  the equalised cut follows it at most half as much; the plain cut elsewhere.
+
+One JSON line per tree, and with ``--nodes`` one per node of the ``switch`` tree
+(its size, both cuts' NMI with darkness and with the classes, the cut taken).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from split_screen import RULES, leaf_assignment, train_trunk, tree_scores, unit_features
+
+from hctree import engine
+from hctree.data import load_images
+from hctree.metrics import nmi
+
+OBJECT = 0.05  # a pixel above this share of white belongs to the object
+
+
+def object_means(images: np.ndarray) -> np.ndarray:
+    """Each uint8 image's mean grey over its object pixels, in [0, 1] (0 for a blank one)."""
+    u = images.reshape(len(images), -1).astype(np.float64) / 255.0
+    inside = u > OBJECT
+    total = (u * inside).sum(axis=1)
+    count = inside.sum(axis=1)
+    return np.where(count > 0, total / np.maximum(count, 1), 0.0)
+
+
+def equalised(images: np.ndarray, target: float) -> np.ndarray:
+    """uint8 images with each object's grey levels scaled so their mean is ``target``."""
+    means = object_means(images)
+    gain = np.where(means > 0, target / np.maximum(means, 1e-6), 1.0)
+    u = images.astype(np.float64) / 255.0 * gain[:, None, None, None]
+    return np.clip(np.round(u * 255.0), 0, 255).astype(np.uint8)
+
+
+def terciles(values: np.ndarray) -> np.ndarray:
+    """0, 1 or 2: which third of ``values`` each one falls in."""
+    edges = np.quantile(values, [1 / 3, 2 / 3])
+    return np.searchsorted(edges, values, side="right")
+
+
+def grow(plain, equal, dark, labels, leaves, seed, mode, bar, log):
+    """Top-down bisection of the largest leaf, as bench/split_screen.py grows."""
+    rule = RULES["spectral8-floor"]
+    members = {"r": np.arange(len(plain))}
+    children: dict[str, list[str]] = {}
+    while len(members) - len(children) < leaves:
+        open_leaves = [n for n in members if n not in children]
+        node = max(open_leaves, key=lambda n: (len(members[n]), n))
+        rows = members[node]
+        node_seed = engine.derive_seed(seed, node)
+        cut_plain = rule(plain[rows], node_seed) if mode != "equalised" else None
+        cut_equal = rule(equal[rows], node_seed) if mode != "plain" else None
+        side = cut_equal if mode == "equalised" else cut_plain
+        if mode == "switch":
+            dt = terciles(dark[rows])
+            d_plain, d_equal = nmi(dt, cut_plain), nmi(dt, cut_equal)
+            take = d_plain >= bar and d_equal <= d_plain / 2
+            side = cut_equal if take else cut_plain
+            log.append(
+                {
+                    "node": node,
+                    "size": len(rows),
+                    "dark_plain": round(d_plain, 3),
+                    "dark_equal": round(d_equal, 3),
+                    "class_plain": round(nmi(labels[rows], cut_plain), 3),
+                    "class_equal": round(nmi(labels[rows], cut_equal), 3),
+                    "took": "equalised" if take else "plain",
+                }
+            )
+        children[node] = [node + "0", node + "1"]
+        for j in (0, 1):
+            members[node + str(j)] = rows[side == j]
+    return members, children
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="fashion-mnist")
+    parser.add_argument("--subset", type=int, default=10000, help="0: every image")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--leaves", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--bar", type=float, default=0.15)
+    parser.add_argument("--nodes", action="store_true")
+    args = parser.parse_args()
+    engine.configure_threads(args.threads)
+    data = load_images(args.data, subset=args.subset or None, seed=args.seed)
+    means = object_means(data.images)
+    target = float(np.median(means))
+    equal_images = equalised(data.images, target)
+    cache = Path(f"bench/out/trunk-{Path(str(data.source)).stem}-{len(data)}-s{args.seed}-base.npy")
+    eq_cache = cache.with_name(cache.stem + "-equalised.npy")
+    if cache.exists() and eq_cache.exists():
+        plain, equal = np.load(cache), np.load(eq_cache)
+    else:
+        ((_, disc),) = train_trunk(data.images, args.seed, {}, [])
+        plain, equal = unit_features(disc, data.images), unit_features(disc, equal_images)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.save(cache, plain)
+        np.save(eq_cache, equal)
+    for mode in ("plain", "equalised", "switch"):
+        log: list[dict] = []
+        members, children = grow(
+            plain, equal, means, data.labels, args.leaves, args.seed, mode, args.bar, log
+        )
+        assign, leaf_names = leaf_assignment(members, children, len(plain))
+        row = {"mode": mode, "seed": args.seed, "bar": args.bar}
+        row.update(tree_scores(data.labels, assign, children, leaf_names))
+        row["dark_nmi"] = round(nmi(terciles(means), assign), 3)
+        row["switched"] = sum(e["took"] == "equalised" for e in log)
+        print(json.dumps(row), flush=True)
+        if args.nodes:
+            for entry in log:
+                print(json.dumps(entry), flush=True)
+
+
+if __name__ == "__main__":
+    main()
