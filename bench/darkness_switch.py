@@ -26,11 +26,13 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 from split_screen import RULES, leaf_assignment, train_trunk, tree_scores, unit_features
 
 from hctree import engine
 from hctree.data import load_images
 from hctree.metrics import nmi
+from hctree.splitters import hcmgan
 
 OBJECT = 0.05  # a pixel above this share of white belongs to the object
 
@@ -50,6 +52,24 @@ def equalised(images: np.ndarray, target: float) -> np.ndarray:
     gain = np.where(means > 0, target / np.maximum(means, 1e-6), 1.0)
     u = images.astype(np.float64) / 255.0 * gain[:, None, None, None]
     return np.clip(np.round(u * 255.0), 0, 255).astype(np.uint8)
+
+
+def rank_equalised(images: np.ndarray) -> np.ndarray:
+    """uint8 images with each object's grey levels replaced by their ranks within it,
+    spread over [0.2, 1] of white: only the order of an object's grey levels is left."""
+    from scipy.stats import rankdata
+
+    u = images.reshape(len(images), -1).astype(np.float64) / 255.0
+    out = np.zeros_like(u)
+    for i, row in enumerate(u):
+        inside = row > OBJECT
+        count = int(inside.sum())
+        if count > 1:
+            ranks = rankdata(row[inside])
+            out[i, inside] = 0.2 + 0.8 * (ranks - 1) / (count - 1)
+        else:
+            out[i] = row
+    return np.round(out * 255.0).astype(np.uint8).reshape(images.shape)
 
 
 def terciles(values: np.ndarray) -> np.ndarray:
@@ -102,29 +122,38 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--bar", type=float, default=0.15)
     parser.add_argument("--nodes", action="store_true")
+    parser.add_argument("--equalise", choices=("linear", "rank"), default="linear")
     args = parser.parse_args()
     engine.configure_threads(args.threads)
     data = load_images(args.data, subset=args.subset or None, seed=args.seed)
     means = object_means(data.images)
     target = float(np.median(means))
-    equal_images = equalised(data.images, target)
     cache = Path(f"bench/out/trunk-{Path(str(data.source)).stem}-{len(data)}-s{args.seed}-base.npy")
-    eq_cache = cache.with_name(cache.stem + "-equalised.npy")
-    if cache.exists() and eq_cache.exists():
-        plain, equal = np.load(cache), np.load(eq_cache)
+    weights = cache.with_suffix(".pt")
+    if cache.exists() and weights.exists():
+        plain = np.load(cache)
+        disc = hcmgan._build_nets(
+            hcmgan.Config(**hcmgan.PRESETS["cpu"]), 2, False, data.images.shape[1:], args.seed,
+            torch.device("cpu"),
+        ).discriminators[0]  # fmt: skip
+        disc.load_state_dict(torch.load(weights, weights_only=True))
     else:
         ((_, disc),) = train_trunk(data.images, args.seed, {}, [])
-        plain, equal = unit_features(disc, data.images), unit_features(disc, equal_images)
+        plain = unit_features(disc, data.images)
         cache.parent.mkdir(parents=True, exist_ok=True)
         np.save(cache, plain)
-        np.save(eq_cache, equal)
+        torch.save(disc.state_dict(), weights)
+    if args.equalise == "rank":
+        equal = unit_features(disc, rank_equalised(data.images))
+    else:
+        equal = unit_features(disc, equalised(data.images, target))
     for mode in ("plain", "equalised", "switch"):
         log: list[dict] = []
         members, children = grow(
             plain, equal, means, data.labels, args.leaves, args.seed, mode, args.bar, log
         )
         assign, leaf_names = leaf_assignment(members, children, len(plain))
-        row = {"mode": mode, "seed": args.seed, "bar": args.bar}
+        row = {"mode": mode, "equalise": args.equalise, "seed": args.seed, "bar": args.bar}
         row.update(tree_scores(data.labels, assign, children, leaf_names))
         row["dark_nmi"] = round(nmi(terciles(means), assign), 3)
         row["switched"] = sum(e["took"] == "equalised" for e in log)
