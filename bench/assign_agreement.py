@@ -9,8 +9,8 @@ largest absolute difference of the soft memberships.
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 import time
 
 import numpy as np
@@ -21,14 +21,17 @@ from hctree.tree import open_tree
 
 
 def main() -> None:
-    tree = open_tree(sys.argv[1])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("tree", help="a tree file grown by `hctree grow`")
+    args = parser.parse_args()
+    tree = open_tree(args.tree)
     data = tree_images(tree)
     start = time.perf_counter()
     routed = assign(tree, data, device="cpu")
     print(
         json.dumps(
             {
-                "tree": sys.argv[1],
+                "tree": args.tree,
                 "n": len(data),
                 "leaves": len(tree.leaves),
                 "agreement": round(agreement(tree, routed), 5),

@@ -12,6 +12,7 @@ oneDNN off against on, at 1 thread. Inputs are drawn once, before any timing.
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 
@@ -84,6 +85,7 @@ def _step_seconds(onednn: bool, repeats: int = 5, iters: int = 20) -> float:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     data = _inputs()
     for onednn in (True, False):
         torch.backends.mkldnn.enabled = onednn
