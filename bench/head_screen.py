@@ -1,0 +1,92 @@
+"""Screen which layer of the warm-up's discriminator a node's cut is seeded on.
+
+    .venv/bin/python bench/head_screen.py --subset 10000 --seeds 0,1,2,3,4,5
+
+Loads the warm-up discriminator `bench/darkness_switch.py` cached for each seed
+(bench/out/trunk-*-base.pt) and grows trunk-alone 10-leaf trees (the heaviest
+leaf next, the default's seeding cut ``spectral8-floor``) on the unit-length rows
+of three layers:
+
+- ``trunk``: the flattened convolutional trunk (what the splitter seeds on);
+- ``hidden``: the projection head's hidden layer (after its ReLU);
+- ``projection``: the projection head's output, where NT-Xent compares two views,
+  so what the views vary is pressed out hardest there.
+
+One JSON line per layer and seed, then each layer's mean and sample sd.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from split_screen import RULES, top_down, tree_scores
+
+from hctree import engine
+from hctree.data import load_images
+from hctree.splitters import hcmgan
+
+LAYERS = ("trunk", "hidden", "projection")
+
+
+def layer_features(disc, images: np.ndarray, layer: str) -> np.ndarray:
+    """Unit rows of ``layer`` for uint8 ``images``, ``[N, D]``."""
+
+    def rows(x: torch.Tensor) -> torch.Tensor:
+        out = disc.features(x).float()
+        if layer != "trunk":
+            out = disc.p_head[1](disc.p_head[0](out))
+            if layer == "projection":
+                out = disc.p_head[2](out)
+        return F.normalize(out, dim=1)
+
+    return engine.predict_in_batches(rows, torch.from_numpy(images)).numpy()
+
+
+def cached_discriminator(data, seed: int):
+    """The seed's warm-up discriminator, as bench/darkness_switch.py cached it."""
+    path = Path(f"bench/out/trunk-{Path(str(data.source)).stem}-{len(data)}-s{seed}-base.pt")
+    if not path.exists():
+        raise SystemExit(f"{path} is missing: run bench/darkness_switch.py --seed {seed} first.")
+    config = hcmgan.Config(**hcmgan.PRESETS["cpu"])
+    nets = hcmgan._build_nets(config, 2, False, data.images.shape[1:], seed, torch.device("cpu"))
+    disc = nets.discriminators[0]
+    disc.load_state_dict(torch.load(path, weights_only=True))
+    return disc.eval()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="fashion-mnist")
+    parser.add_argument("--subset", type=int, default=10000, help="0: every image")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--leaves", type=int, default=10)
+    parser.add_argument("--layers", default=",".join(LAYERS))
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    engine.configure_threads(args.threads)
+    found: dict[str, list[dict]] = {}
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        data = load_images(args.data, subset=args.subset or None, seed=seed)
+        disc = cached_discriminator(data, seed)
+        for layer in args.layers.split(","):
+            feats = layer_features(disc, data.images, layer)
+            assign, children, leaf_names = top_down(
+                feats, args.leaves, RULES["spectral8-floor"], seed
+            )
+            row = {"layer": layer, "seed": seed}
+            row.update(tree_scores(data.labels, assign, children, leaf_names))
+            found.setdefault(layer, []).append(row)
+            print(json.dumps(row), flush=True)
+    for layer, rows in found.items():
+        mean = {k: round(float(np.mean([r[k] for r in rows])), 3) for k in ("acc", "nmi", "dp")}
+        sd = {k: round(float(np.std([r[k] for r in rows], ddof=1)), 3) for k in ("acc", "nmi")}
+        print(json.dumps({"layer": layer, "mean": mean, "sd": sd}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
