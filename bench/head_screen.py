@@ -10,7 +10,9 @@ of three layers:
 - ``trunk``: the flattened convolutional trunk (what the splitter seeds on);
 - ``hidden``: the projection head's hidden layer (after its ReLU);
 - ``projection``: the projection head's output, where NT-Xent compares two views,
-  so what the views vary is pressed out hardest there.
+  so what the views vary is pressed out hardest there;
+- ``middle``: the trunk's second map (7x7 at 28 pixels), finer in place than the last;
+- ``trunk+middle``: both unit rows side by side (each weighing half).
 
 One JSON line per layer and seed, then each layer's mean and sample sd.
 """
@@ -30,13 +32,21 @@ from hctree import engine
 from hctree.data import load_images
 from hctree.splitters import hcmgan
 
-LAYERS = ("trunk", "hidden", "projection")
+LAYERS = ("trunk", "hidden", "projection", "middle", "trunk+middle")
 
 
 def layer_features(disc, images: np.ndarray, layer: str) -> np.ndarray:
     """Unit rows of ``layer`` for uint8 ``images``, ``[N, D]``."""
 
     def rows(x: torch.Tensor) -> torch.Tensor:
+        if layer in ("middle", "trunk+middle"):
+            layers = disc.trunk.layers
+            cut = [i for i, m in enumerate(layers) if isinstance(m, torch.nn.LeakyReLU)][1]
+            middle = F.normalize(layers[: cut + 1](x).flatten(1).float(), dim=1)
+            if layer == "middle":
+                return middle
+            top = F.normalize(layers[cut + 1 :](layers[: cut + 1](x)).flatten(1).float(), dim=1)
+            return torch.cat([top, middle], dim=1) / 2**0.5
         out = disc.features(x).float()
         if layer != "trunk":
             out = disc.p_head[1](disc.p_head[0](out))
