@@ -91,22 +91,28 @@ def augment(
     return img * 2 - 1
 
 
+# The view settings a splitter's config may carry, by the augment argument each sets.
+VIEW_SETTINGS = {
+    "tint": "tint",
+    "invert": "invert",
+    "flip": "flip",
+    "view_shift": "shift",
+    "view_rotate": "rotate",
+    "view_gain": "gain",
+}
+CROP_SCALE_MIN = 0.4  # the crop of a config that names none
+
+
 def configured_view(x: torch.Tensor, config: object, gen: torch.Generator) -> torch.Tensor:
     """:func:`augment` with the view settings a splitter's ``config`` carries
-    (``crop_scale_min``, ``tint``, ``invert``, ``flip``, ``view_shift``,
-    ``view_rotate``, ``view_gain``); a setting it lacks takes augment's default
-    (a 0.4 crop)."""
-    return augment(
-        x,
-        float(getattr(config, "crop_scale_min", 0.4)),
-        gen,
-        float(getattr(config, "tint", 0.0)),
-        float(getattr(config, "invert", 0.0)),
-        float(getattr(config, "flip", 0.5)),
-        float(getattr(config, "view_shift", 0.0)),
-        float(getattr(config, "view_rotate", 0.0)),
-        float(getattr(config, "view_gain", 0.4)),
-    )
+    (``crop_scale_min`` and :data:`VIEW_SETTINGS`); a setting it lacks takes
+    augment's own default (a crop of ``CROP_SCALE_MIN``)."""
+    given = {
+        arg: float(getattr(config, field))
+        for field, arg in VIEW_SETTINGS.items()
+        if hasattr(config, field)
+    }
+    return augment(x, float(getattr(config, "crop_scale_min", CROP_SCALE_MIN)), gen, **given)
 
 
 def view_mean(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ import torch.nn.functional as F
 
 from hctree.engine import predict_in_batches, to_unit
 from hctree.errors import HCTreeError, Interrupted
-from hctree.invariance import augment, imbalance, view_agreement
+from hctree.invariance import augment, configured_view, imbalance, view_agreement
 from hctree.kmeans import weighted_kmeans
 from hctree.splitters import make_config
 from hctree.splitters.base import MemoryCheckpointer
@@ -220,6 +221,25 @@ def test_gain_sets_how_far_a_view_may_brighten_or_darken():
     assert (wide < 0.5).any() and (wide > 1.5).any()
     with pytest.raises(HCTreeError, match="view_gain"):
         Config(view_gain=1.0).validate()
+
+
+def test_a_configured_view_takes_the_settings_its_config_carries_and_defaults_for_the_rest():
+    """hcmgan's config sets every view setting; a config that carries only some (as
+    c3gan's and slcgan's do) gets augment's own defaults for the others."""
+    x = torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    config = Config(crop_scale_min=0.6, flip=0.0, invert=0.3, view_shift=0.1, view_gain=0.7)
+    expected = augment(
+        x, 0.6, torch.Generator().manual_seed(5), 0.0, 0.3, 0.0, 0.1, 0.0, 0.7
+    )  # fmt: skip
+    assert torch.equal(configured_view(x, config, torch.Generator().manual_seed(5)), expected)
+    bare = SimpleNamespace(flip=0.0)
+    plain = augment(x, 0.4, torch.Generator().manual_seed(5), flip=0.0)
+    assert torch.equal(configured_view(x, bare, torch.Generator().manual_seed(5)), plain)
+    mirrored = augment(x, 0.4, torch.Generator().manual_seed(5))  # augment's own flip, 0.5
+    assert not torch.equal(plain, mirrored)
+    assert torch.equal(
+        configured_view(x, SimpleNamespace(), torch.Generator().manual_seed(5)), mirrored
+    )
 
 
 def test_views_change_colour_casts_and_the_losses_measure_agreement():
