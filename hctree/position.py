@@ -27,6 +27,12 @@ settles the position before training instead:
   placed by it scored 0.55 ACC against 0.90 placed by the box
   (docs/benchmarks.md, "Position settled before training"). Trees made before
   that change (``centred``) keep the centre of mass.
+- A *speck* (a piece of foreground of at most ``MAX_SPECK`` pixels, its pixels
+  joined through edges or corners, in an image that also holds a larger piece) is
+  dust, not object: the object's box leaves it out (``object-box-centred``). A
+  lone speck in a corner would otherwise stretch the box to the corner and move
+  the object away from the middle. Trees made before that change (``box-centred``)
+  keep the box of every foreground pixel.
 
 A set whose positions do not vary is used exactly as given, so ordinary sets are
 unaffected bit for bit. The decision is made once, when a tree is created, and
@@ -39,19 +45,22 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import ndimage
 
 from hctree.chunks import spans
 
 NAME = "position"
 AS_GIVEN = "as-given"
-BOXED = "box-centred"  # each foreground's bounding box in the middle
+OBJECT_BOXED = "object-box-centred"  # each object's box, specks left out, in the middle
+BOXED = "box-centred"  # each foreground's bounding box in the middle: files before OBJECT_BOXED
 CENTRED = "centred"  # each foreground's centre of mass in the middle: files before BOXED
-DECISIONS = (AS_GIVEN, BOXED, CENTRED)
+DECISIONS = (AS_GIVEN, OBJECT_BOXED, BOXED, CENTRED)
 MODES = ("auto", "off")
 
 MIN_SPREAD = 0.075  # spread of the centres, as a share of the side, for positions to vary
 PLAIN_TOL, PLAIN_SHARE = 8, 0.75  # a plain border: this share of its pixels this close
 MIN_PLAIN = 0.5  # share of images with a plain border for the set to be judged
+MAX_SPECK = 4  # a piece of foreground this small, beside a larger one, is dust
 
 
 def _border(images: np.ndarray) -> np.ndarray:
@@ -115,19 +124,42 @@ def centres(images: np.ndarray) -> np.ndarray:
     return out
 
 
-def boxes(images: np.ndarray) -> np.ndarray:
+def foreground(images: np.ndarray) -> np.ndarray:
+    """The pixels more than ``PLAIN_TOL`` grey levels from the image's background in
+    some channel, bool ``[N, H, W]``; images: uint8 ``[N, C, H, W]``."""
+    diff = np.abs(images.astype(np.float32) - backgrounds(images)[:, :, None, None])
+    return (diff > PLAIN_TOL).any(1)
+
+
+def without_specks(mask: np.ndarray) -> np.ndarray:
+    """``mask`` (bool ``[N, H, W]``) without its specks: pieces (8-connected) of at most
+    ``MAX_SPECK`` pixels in an image that also holds a larger piece."""
+    joined = np.zeros((3, 3, 3), bool)
+    joined[1] = True  # neighbours within one image, through edges and corners
+    labels, _ = ndimage.label(mask, structure=joined)
+    sizes = np.bincount(labels.ravel())
+    small = sizes <= MAX_SPECK
+    small[0] = False
+    speck = small[labels]
+    kept = mask & ~speck
+    alone = ~kept.any((1, 2))  # only specks: they are all the image holds
+    kept[alone] = mask[alone]
+    return kept
+
+
+def boxes(images: np.ndarray, specks: bool = True) -> np.ndarray:
     """Each image's foreground bounding box ``(top, left, height, width)`` in pixels,
-    int ``[N, 4]`` (all zero for an image with no foreground). The foreground is the
-    pixels more than ``PLAIN_TOL`` grey levels from the background in some channel.
+    int ``[N, 4]`` (all zero for an image with no foreground). The foreground is
+    :func:`foreground`; without ``specks`` its specks are left out (the object's box).
 
     images: uint8 ``[N, C, H, W]``.
     """
     n, _, h, w = images.shape
     out = np.zeros((n, 4), np.int64)
     for rows in spans(images):
-        part = images[rows]
-        diff = np.abs(part.astype(np.float32) - backgrounds(part)[:, :, None, None])
-        mask = (diff > PLAIN_TOL).any(1)
+        mask = foreground(images[rows])
+        if not specks:
+            mask = without_specks(mask)
         for axis, (lines, side) in enumerate(((mask.any(2), h), (mask.any(1), w))):
             some = np.flatnonzero(lines.any(1))
             first = lines[some].argmax(1)
@@ -137,11 +169,12 @@ def boxes(images: np.ndarray) -> np.ndarray:
     return out
 
 
-def box_middles(images: np.ndarray) -> np.ndarray:
-    """The middle of each image's foreground bounding box ``(row, column)`` in pixels,
-    float ``[N, 2]`` (the middle of the frame for an image with no foreground)."""
+def box_middles(images: np.ndarray, specks: bool = True) -> np.ndarray:
+    """The middle of each image's foreground bounding box ``(row, column)`` in pixels
+    (without ``specks``: of its object's box), float ``[N, 2]`` (the middle of the
+    frame for an image with no foreground)."""
     _, _, h, w = images.shape
-    box = boxes(images)
+    box = boxes(images, specks)
     out = box[:, :2] + (box[:, 2:] - 1) / 2
     out[box[:, 2] == 0] = ((h - 1) / 2, (w - 1) / 2)
     return out
@@ -161,8 +194,8 @@ def stored(attrs: dict) -> str:
 
 
 def decide(images: np.ndarray, mode: str = "auto") -> str:
-    """``BOXED`` when ``mode`` is auto, the set shows objects on plain backgrounds
-    and their positions vary.
+    """``OBJECT_BOXED`` when ``mode`` is auto, the set shows objects on plain
+    backgrounds and their positions vary.
 
     images: uint8 ``[N, C, H, W]``. Returns one of ``DECISIONS``.
     """
@@ -170,21 +203,24 @@ def decide(images: np.ndarray, mode: str = "auto") -> str:
         raise ValueError(f"position mode must be one of {MODES}, not {mode!r}")
     if mode == "off" or not objects_on_plain_backgrounds(images):
         return AS_GIVEN
-    return BOXED if spread(images) >= MIN_SPREAD else AS_GIVEN
+    return OBJECT_BOXED if spread(images) >= MIN_SPREAD else AS_GIVEN
 
 
 def apply(images: np.ndarray, decision: str) -> np.ndarray:
     """The images the networks see under ``decision``, uint8 ``[N, C, H, W]``.
 
-    ``AS_GIVEN`` returns ``images`` itself; ``BOXED`` (``CENTRED``) returns a copy in
-    which every image is moved by whole pixels to put the middle of its foreground's
-    bounding box (its centre of mass) at the middle of the frame.
+    ``AS_GIVEN`` returns ``images`` itself; the others return a copy in which every
+    image is moved by whole pixels to put at the middle of the frame: the middle of
+    its object's box (``OBJECT_BOXED``), of its foreground's box (``BOXED``) or its
+    foreground's centre of mass (``CENTRED``).
     """
     if decision not in DECISIONS:
         raise ValueError(f"unknown position decision {decision!r}")
     if decision == AS_GIVEN or len(images) == 0:
         return images
-    return recentred(images, box_middles(images) if decision == BOXED else centres(images))
+    if decision == CENTRED:
+        return recentred(images, centres(images))
+    return recentred(images, box_middles(images, specks=decision == BOXED))
 
 
 def recentred(images: np.ndarray, where: np.ndarray) -> np.ndarray:

@@ -142,11 +142,16 @@ def _applied(rule: ModuleType, images: np.ndarray, decisions: Decisions) -> np.n
 
 def conflicts(images: np.ndarray, have: Decisions, modes: dict[str, str | None]) -> list[str]:
     """The rules whose given mode would decide otherwise than the tree stored (each
-    judged on the images as the tree's earlier stored decisions leave them)."""
+    judged on the images as the tree's earlier stored decisions leave them): act where
+    the tree does not, or not act where it does. An older way of acting that the
+    tree stored (``box-centred`` where a new tree gets ``object-box-centred``) is no
+    conflict: the tree goes on as it began."""
     out = []
     for rule in RULES:
         mode = modes.get(rule.NAME)
-        if mode is not None and rule.decide(images, mode) != have[rule.NAME]:
-            out.append(rule.NAME)
+        if mode is not None:
+            acts = rule.decide(images, mode) != rule.AS_GIVEN
+            if acts != (have[rule.NAME] != rule.AS_GIVEN):
+                out.append(rule.NAME)
         images = _applied(rule, images, have)
     return out

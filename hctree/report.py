@@ -42,7 +42,7 @@ def tree_text(tree: Tree, top: int = 3) -> str:
         head += ", every image stretched from black to white (levels)"
     if position.stored(attrs) != position.AS_GIVEN:
         head += ", every object moved to the middle (position)"
-    if scale.stored(attrs) == scale.FITTED:
+    if scale.stored(attrs) != scale.AS_GIVEN:
         head += ", every object enlarged to fill the frame (scale)"
     if orientation.stored(attrs) == orientation.TURNED:
         head += ", every object turned back by its tilt (orientation)"

@@ -7,7 +7,10 @@ hctree settles the size before training, as it settles the position
 
 - An image's *object* is the bounding box of its foreground (``position.boxes``:
   the pixels more than ``position.PLAIN_TOL`` grey levels from the median of its
-  border, in some channel); its *size* is the box's larger side.
+  border, in some channel), its specks left out (``position.MAX_SPECK``: a lone
+  speck would stretch the box and leave the object as small as it was); its
+  *size* is the box's larger side. Trees made before specks were left out
+  (``fitted``) keep the box of every foreground pixel.
 - Only a set of objects on plain backgrounds is judged (``position.MIN_PLAIN``,
   as for position). The set's sizes *vary* when their standard deviation is at
   least ``MIN_SPREAD`` of the frame's side. Sets whose objects fill the frame
@@ -36,8 +39,9 @@ from hctree.chunks import spans
 
 NAME = "scale"
 AS_GIVEN = "as-given"
-FITTED = "fitted"
-DECISIONS = (AS_GIVEN, FITTED)
+OBJECT_FITTED = "object-fitted"  # each object's box, specks left out, fills the frame
+FITTED = "fitted"  # each foreground's box fills the frame: files before OBJECT_FITTED
+DECISIONS = (AS_GIVEN, OBJECT_FITTED, FITTED)
 MODES = ("auto", "off")
 
 MIN_SPREAD = 0.06  # spread of the objects' sizes, as a share of the side, for sizes to vary
@@ -45,8 +49,8 @@ MIN_SIDE = 4  # a smaller box is left as it is: too small to be an object
 
 
 def sizes(images: np.ndarray) -> np.ndarray:
-    """Each image's object size: its foreground box's larger side in pixels, int ``[N]``."""
-    return position.boxes(images)[:, 2:].max(1)
+    """Each image's object size: its object box's larger side in pixels, int ``[N]``."""
+    return position.boxes(images, specks=False)[:, 2:].max(1)
 
 
 def spread(images: np.ndarray) -> float:
@@ -62,8 +66,8 @@ def stored(attrs: dict) -> str:
 
 
 def decide(images: np.ndarray, mode: str = "auto") -> str:
-    """``FITTED`` when ``mode`` is auto, the set shows objects on plain backgrounds and
-    their sizes vary.
+    """``OBJECT_FITTED`` when ``mode`` is auto, the set shows objects on plain
+    backgrounds and their sizes vary.
 
     images: uint8 ``[N, C, H, W]``. Returns one of ``DECISIONS``.
     """
@@ -71,14 +75,15 @@ def decide(images: np.ndarray, mode: str = "auto") -> str:
         raise ValueError(f"scale mode must be one of {MODES}, not {mode!r}")
     if mode == "off" or not position.objects_on_plain_backgrounds(images):
         return AS_GIVEN
-    return FITTED if spread(images) >= MIN_SPREAD else AS_GIVEN
+    return OBJECT_FITTED if spread(images) >= MIN_SPREAD else AS_GIVEN
 
 
 def apply(images: np.ndarray, decision: str) -> np.ndarray:
     """The images the networks see under ``decision``, uint8 ``[N, C, H, W]``.
 
-    ``AS_GIVEN`` returns ``images`` itself; ``FITTED`` returns a copy in which every
-    object's box fills the frame (see the module docstring).
+    ``AS_GIVEN`` returns ``images`` itself; ``OBJECT_FITTED`` returns a copy in which
+    every object's box fills the frame (see the module docstring), ``FITTED`` one in
+    which every foreground's box, specks and all, does.
     """
     if decision not in DECISIONS:
         raise ValueError(f"unknown scale decision {decision!r}")
@@ -87,7 +92,7 @@ def apply(images: np.ndarray, decision: str) -> np.ndarray:
     out = np.empty_like(images)
     for rows in spans(images):
         part = images[rows]
-        out[rows] = fitted(part, position.boxes(part))
+        out[rows] = fitted(part, position.boxes(part, specks=decision == FITTED))
     return out
 
 

@@ -18,8 +18,10 @@ def test_large_images_come_a_few_at_a_time():
 def _every_rule(images: np.ndarray) -> tuple[np.ndarray, ...]:
     return (
         levels.apply(images, levels.STRETCHED),
+        position.apply(images, position.OBJECT_BOXED),
         position.apply(images, position.BOXED),
         position.apply(images, position.CENTRED),
+        scale.apply(images, scale.OBJECT_FITTED),
         scale.apply(images, scale.FITTED),
         position.plain_borders(images),
     )

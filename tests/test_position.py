@@ -51,9 +51,9 @@ def test_fashion_mnist_is_centred_and_used_as_given(fmnist):
 def test_moved_objects_are_recentred(fmnist):
     moved = _moved(fmnist.images[:2000], seed=1)
     assert position.spread(moved) >= position.MIN_SPREAD
-    assert position.decide(moved) == position.BOXED
+    assert position.decide(moved) == position.OBJECT_BOXED
     assert position.decide(moved, "off") == position.AS_GIVEN
-    centred = position.apply(moved, position.BOXED)
+    centred = position.apply(moved, position.OBJECT_BOXED)
     assert position.decide(centred) == position.AS_GIVEN
     middle = np.array([13.5, 13.5])
     off = np.abs(position.box_middles(centred) - middle)
@@ -75,6 +75,7 @@ def test_a_square_anywhere_ends_in_the_middle_with_the_background_around_it():
     expected = np.full((1, 28, 28), 10, np.uint8)
     expected[0, 11:17, 11:17] = 200  # the square's centre, 2.5 px in, at 13.5
     assert (centred == expected).all()
+    np.testing.assert_array_equal(position.apply(squares, position.OBJECT_BOXED), centred)
     blank = np.full((3, 3, 28, 28), 40, np.uint8)  # no foreground: left where it is
     np.testing.assert_array_equal(position.apply(blank, position.BOXED), blank)
     np.testing.assert_array_equal(position.apply(blank, position.CENTRED), blank)
@@ -103,12 +104,56 @@ def test_the_box_not_the_mass_goes_to_the_middle():
     np.testing.assert_array_equal(by_mass[0], np.roll(expected, 1, axis=1))
 
 
+def test_a_speck_is_left_out_of_the_object_box_and_older_trees_keep_theirs():
+    """A 6x6 square and one bright pixel in a corner: the object's box leaves the
+    speck out and the square goes to the middle, as it would without the speck; the
+    box of every foreground pixel (trees stored as ``box-centred``) spans both and
+    leaves the square off the middle. Pieces larger than a speck stay in the box, and
+    an image that holds only specks keeps them."""
+    squares = _squares(20, seed=3)
+    specked = squares.copy()
+    top, left = position.boxes(squares)[:, :2].T
+    corner = np.where((top < 14) & (left < 14), 27, 0)  # a corner far from the square
+    specked[np.arange(20), 0, corner, corner] = 250
+    clean = position.apply(squares, position.OBJECT_BOXED)
+    object_boxed = position.apply(specked, position.OBJECT_BOXED)
+    square = object_boxed[:, :, 11:17, 11:17]
+    np.testing.assert_array_equal(square, clean[:, :, 11:17, 11:17])
+    assert (square == 200).all()
+    np.testing.assert_array_equal(position.boxes(specked, specks=False), position.boxes(squares))
+    old = position.apply(specked, position.BOXED)
+    assert not (old[:, :, 11:17, 11:17] == 200).all(axis=(1, 2, 3)).any()
+    rows = np.arange(20)
+    near = np.where(corner == 0, 1, 26)  # the pixel beside the corner, inwards
+    block = squares.copy()  # a 2x2 block in the corner: four pixels, still a speck
+    for y, x in ((corner, corner), (corner, near), (near, corner), (near, near)):
+        block[rows, 0, y, x] = 250
+    np.testing.assert_array_equal(position.boxes(block, specks=False), position.boxes(squares))
+    piece = block.copy()  # and one pixel more: a piece of the object
+    piece[rows, 0, np.where(corner == 0, 2, 25), corner] = 250
+    np.testing.assert_array_equal(position.boxes(piece, specks=False), position.boxes(piece))
+    dust = np.full((1, 1, 28, 28), 10, np.uint8)
+    dust[0, 0, 2, 3] = dust[0, 0, 20, 25] = 250  # nothing but specks: they are the object
+    np.testing.assert_array_equal(position.boxes(dust, specks=False), [[2, 3, 19, 23]])
+
+
+def test_a_tree_stored_with_an_older_way_of_acting_resumes_under_auto():
+    """``--position auto`` on a tree stored ``box-centred`` (or ``centred``) is no
+    conflict: both act; it is one only where the tree acts and the mode would not."""
+    squares = _squares(200, seed=1)
+    for older in (position.BOXED, position.CENTRED):
+        have = prepare.decide(squares, {"position": "off"})
+        have.rules["position"] = older
+        assert prepare.conflicts(squares, have, {"position": "auto"}) == []
+        assert prepare.conflicts(squares, have, {"position": "off"}) == ["position"]
+
+
 def test_only_objects_on_plain_backgrounds_are_judged():
     """Squares scattered over a plain background are recentred; the same squares in
     heavy noise, and crops of photographs, have no plain border and stay as given."""
     squares = _squares(200, seed=1)
     assert position.spread(squares) >= position.MIN_SPREAD
-    assert position.decide(squares) == position.BOXED
+    assert position.decide(squares) == position.OBJECT_BOXED
     noise = np.random.default_rng(2).normal(0, 40, squares.shape)
     noisy = np.clip(squares + noise, 0, 255).astype(np.uint8)
     assert position.plain_borders(noisy).mean() < position.MIN_PLAIN
@@ -127,12 +172,12 @@ def test_only_objects_on_plain_backgrounds_are_judged():
 
 def test_a_moved_set_grows_the_tree_of_its_recentred_images(pair, tmp_path):
     moved = with_images(pair, _moved(pair.images, seed=4))
-    assert prepare.decide(moved.images, {})["position"] == position.BOXED
-    centred = with_images(pair, position.apply(moved.images, position.BOXED))
+    assert prepare.decide(moved.images, {})["position"] == position.OBJECT_BOXED
+    centred = with_images(pair, position.apply(moved.images, position.OBJECT_BOXED))
     assert position.decide(centred.images) == position.AS_GIVEN
     phrase = "moved to the middle"
     grows_the_tree_of_its_prepared_images(
-        moved, centred, "position", position.BOXED, phrase, tmp_path
+        moved, centred, "position", position.OBJECT_BOXED, phrase, tmp_path
     )
 
     out = tmp_path / "position.h5"  # the tree of moved images
@@ -140,4 +185,4 @@ def test_a_moved_set_grows_the_tree_of_its_recentred_images(pair, tmp_path):
     with pytest.raises(HCTreeError, match="position"):
         grow(moved, out, 3, position="off", threads=1)
     assert out.read_bytes() == before
-    assert read_tree(out).attrs["position"] == position.BOXED
+    assert read_tree(out).attrs["position"] == position.OBJECT_BOXED

@@ -44,6 +44,7 @@ def test_a_small_object_is_enlarged_to_fill_the_frame_in_the_middle():
     images[1, 0, 10:24, 5:12] = 200  # 14 tall, 7 wide
     images[2, 0, 20:22, 3:5] = 200  # below MIN_SIDE: left as it is
     out = scale.apply(images, scale.FITTED)
+    np.testing.assert_array_equal(scale.apply(images, scale.OBJECT_FITTED), out)  # no specks
     top, left, height, width = position.boxes(out).T
     assert height[0] == 28 and width[0] == 28
     assert out[0, 0, 2:26, 2:26].min() == 200  # the square's inside stays flat
@@ -54,6 +55,23 @@ def test_a_small_object_is_enlarged_to_fill_the_frame_in_the_middle():
     np.testing.assert_array_equal(scale.apply(colour, scale.FITTED)[:, 0], out[:, 0])
 
 
+def test_a_speck_does_not_keep_an_object_small():
+    """A 6x6 square with one bright pixel in the far corner: fitting the object's box
+    (specks left out) enlarges the square to fill the frame, as without the speck;
+    fitting the box of every pixel (trees stored as ``fitted``) spans the speck and
+    leaves the square about as small as it was."""
+    image = np.full((2, 1, 28, 28), 10, np.uint8)
+    image[:, 0, 3:9, 4:10] = 200
+    image[1, 0, 27, 27] = 250  # the speck
+    clean, specked = scale.apply(image, scale.OBJECT_FITTED)
+    np.testing.assert_array_equal(position.boxes(specked[None]), [[0, 0, 28, 28]])
+    assert (specked[0, 2:26, 2:26] == 200).all()  # the square fills the frame
+    np.testing.assert_array_equal(specked[0, 2:26, 2:26], clean[0, 2:26, 2:26])
+    old = scale.apply(image[1:], scale.FITTED)[0]
+    assert (old[0] == 200).sum() < 2 * 36  # the square was hardly enlarged
+    assert scale.sizes(image).tolist() == [6, 6]
+
+
 def test_fashion_mnist_keeps_its_sizes_and_shrunk_objects_are_fitted(fmnist):
     images = fmnist.images[:2000]
     assert scale.spread(images) < 0.02
@@ -61,9 +79,9 @@ def test_fashion_mnist_keeps_its_sizes_and_shrunk_objects_are_fitted(fmnist):
     assert scale.apply(images, scale.AS_GIVEN) is images
     shrunk = _shrunk(images, seed=1)
     assert scale.spread(shrunk) >= scale.MIN_SPREAD
-    assert scale.decide(shrunk) == scale.FITTED
+    assert scale.decide(shrunk) == scale.OBJECT_FITTED
     assert scale.decide(shrunk, "off") == scale.AS_GIVEN
-    fitted = scale.apply(shrunk, scale.FITTED)
+    fitted = scale.apply(shrunk, scale.OBJECT_FITTED)
     assert scale.spread(fitted) < 0.02
     assert scale.decide(fitted) == scale.AS_GIVEN
     # fitted images are nearer the originals again (the two resamplings blur them)
@@ -83,7 +101,7 @@ def test_objects_shrunk_by_up_to_a_quarter_are_fitted_and_cropped_ones_are_not(f
     images = fmnist.images[:2000]
     mild = _shrunk(images, seed=4, low=0.75)
     assert 0.06 <= scale.spread(mild) < 0.1
-    assert scale.decide(mild) == scale.FITTED
+    assert scale.decide(mild) == scale.OBJECT_FITTED
     cropped = _moved(images, seed=5, most=4)
     assert scale.spread(cropped) < scale.MIN_SPREAD
     assert scale.decide(cropped) == scale.AS_GIVEN
@@ -103,11 +121,13 @@ def pair(fmnist, fmnist_classes) -> ImageSet:
 def test_a_shrunk_set_grows_the_tree_of_its_fitted_images(pair, tmp_path):
     shrunk = with_images(pair, _shrunk(pair.images, seed=4))
     decisions = prepare.decide(shrunk.images, {})
-    assert decisions["scale"] == scale.FITTED  # after the levels rule stretched them
+    assert decisions["scale"] == scale.OBJECT_FITTED  # after the levels rule stretched them
     fitted = with_images(pair, prepare.apply(shrunk.images, decisions))
     assert prepare.decide(fitted.images, {})["scale"] == scale.AS_GIVEN
     phrase = "enlarged to fill the frame"
-    grows_the_tree_of_its_prepared_images(shrunk, fitted, "scale", scale.FITTED, phrase, tmp_path)
+    grows_the_tree_of_its_prepared_images(
+        shrunk, fitted, "scale", scale.OBJECT_FITTED, phrase, tmp_path
+    )
 
     out = tmp_path / "scale.h5"  # the tree of shrunk images
     before = out.read_bytes()
