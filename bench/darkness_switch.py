@@ -27,7 +27,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from split_screen import RULES, leaf_assignment, train_trunk, tree_scores, unit_features
+from split_screen import (
+    RULES,
+    grow_by,
+    leaf_assignment,
+    train_trunk,
+    tree_scores,
+    unit_features,
+)
 
 from hctree import engine
 from hctree.data import load_images
@@ -81,36 +88,32 @@ def terciles(values: np.ndarray) -> np.ndarray:
 def grow(plain, equal, dark, labels, leaves, seed, mode, bar, log):
     """Top-down bisection of the largest leaf, as bench/split_screen.py grows."""
     rule = RULES["spectral8-floor"]
-    members = {"r": np.arange(len(plain))}
-    children: dict[str, list[str]] = {}
-    while len(members) - len(children) < leaves:
-        open_leaves = [n for n in members if n not in children]
-        node = max(open_leaves, key=lambda n: (len(members[n]), n))
-        rows = members[node]
+
+    def cut(node: str, rows: np.ndarray) -> np.ndarray:
         node_seed = engine.derive_seed(seed, node)
-        cut_plain = rule(plain[rows], node_seed) if mode != "equalised" else None
-        cut_equal = rule(equal[rows], node_seed) if mode != "plain" else None
-        side = cut_equal if mode == "equalised" else cut_plain
-        if mode == "switch":
-            dt = terciles(dark[rows])
-            d_plain, d_equal = nmi(dt, cut_plain), nmi(dt, cut_equal)
-            take = d_plain >= bar and d_equal <= d_plain / 2
-            side = cut_equal if take else cut_plain
-            log.append(
-                {
-                    "node": node,
-                    "size": len(rows),
-                    "dark_plain": round(d_plain, 3),
-                    "dark_equal": round(d_equal, 3),
-                    "class_plain": round(nmi(labels[rows], cut_plain), 3),
-                    "class_equal": round(nmi(labels[rows], cut_equal), 3),
-                    "took": "equalised" if take else "plain",
-                }
-            )
-        children[node] = [node + "0", node + "1"]
-        for j in (0, 1):
-            members[node + str(j)] = rows[side == j]
-    return members, children
+        if mode == "plain":
+            return rule(plain[rows], node_seed)
+        cut_equal = rule(equal[rows], node_seed)
+        if mode == "equalised":
+            return cut_equal
+        cut_plain = rule(plain[rows], node_seed)
+        dt = terciles(dark[rows])
+        d_plain, d_equal = nmi(dt, cut_plain), nmi(dt, cut_equal)
+        take = d_plain >= bar and d_equal <= d_plain / 2
+        log.append(
+            {
+                "node": node,
+                "size": len(rows),
+                "dark_plain": round(d_plain, 3),
+                "dark_equal": round(d_equal, 3),
+                "class_plain": round(nmi(labels[rows], cut_plain), 3),
+                "class_equal": round(nmi(labels[rows], cut_equal), 3),
+                "took": "equalised" if take else "plain",
+            }
+        )
+        return cut_equal if take else cut_plain
+
+    return grow_by(len(plain), leaves, cut)
 
 
 def main() -> None:

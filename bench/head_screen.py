@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from split_screen import RULES, top_down, tree_scores
+from split_screen import RULES, print_means, top_down, tree_scores
 
 from hctree import engine
 from hctree.data import load_images
@@ -92,10 +92,7 @@ def main() -> None:
             row.update(tree_scores(data.labels, assign, children, leaf_names))
             found.setdefault(layer, []).append(row)
             print(json.dumps(row), flush=True)
-    for layer, rows in found.items():
-        mean = {k: round(float(np.mean([r[k] for r in rows])), 3) for k in ("acc", "nmi", "dp")}
-        sd = {k: round(float(np.std([r[k] for r in rows], ddof=1)), 3) for k in ("acc", "nmi")}
-        print(json.dumps({"layer": layer, "mean": mean, "sd": sd}), flush=True)
+    print_means(found, "layer")
 
 
 if __name__ == "__main__":

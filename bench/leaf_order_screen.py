@@ -23,7 +23,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from split_screen import RULES, leaf_assignment, tree_scores
+from split_screen import RULES, grow_by, leaf_assignment, print_means, tree_scores
 
 from hctree import engine
 from hctree.data import load_images
@@ -40,34 +40,22 @@ def scatter(feats: np.ndarray) -> float:
 def grow(feats: np.ndarray, leaves: int, seed: int, order: str):
     """Bisect the leaf ``order`` picks until ``leaves``; (members, children)."""
     rule = RULES["spectral8-floor"]
-    members = {"r": np.arange(len(feats))}
-    children: dict[str, list[str]] = {}
     cuts: dict[str, np.ndarray] = {}
 
-    def cut(node: str) -> np.ndarray:
+    def cut(node: str, rows: np.ndarray) -> np.ndarray:
         if node not in cuts:
-            cuts[node] = rule(feats[members[node]], engine.derive_seed(seed, node))
+            cuts[node] = rule(feats[rows], engine.derive_seed(seed, node))
         return cuts[node]
 
-    def score(node: str) -> float:
-        rows = members[node]
+    def score(node: str, rows: np.ndarray) -> float:
         if order == "mass":
             return len(rows)
         if order == "scatter":
             return scatter(feats[rows])
-        side = cut(node)
-        parts = [feats[rows[side == j]] for j in (0, 1)]
-        return scatter(feats[rows]) - sum(scatter(p) for p in parts)
+        side = cut(node, rows)
+        return scatter(feats[rows]) - sum(scatter(feats[rows[side == j]]) for j in (0, 1))
 
-    while len(members) - len(children) < leaves:
-        open_leaves = [n for n in members if n not in children and len(members[n]) >= 2]
-        node = max(open_leaves, key=lambda n: (score(n), n))
-        rows = members[node]
-        side = cut(node)
-        children[node] = [node + "0", node + "1"]
-        for j in (0, 1):
-            members[node + str(j)] = rows[side == j]
-    return members, children
+    return grow_by(len(feats), leaves, cut, score)
 
 
 def main() -> None:
@@ -92,10 +80,7 @@ def main() -> None:
             row.update(tree_scores(data.labels, assign, children, leaf_names))
             rows.setdefault(order, []).append(row)
             print(json.dumps(row), flush=True)
-    for order, found in rows.items():
-        mean = {k: round(float(np.mean([r[k] for r in found])), 3) for k in ("acc", "nmi", "dp")}
-        sd = {k: round(float(np.std([r[k] for r in found], ddof=1)), 3) for k in ("acc", "nmi")}
-        print(json.dumps({"order": order, "mean": mean, "sd": sd}), flush=True)
+    print_means(rows, "order")
 
 
 if __name__ == "__main__":

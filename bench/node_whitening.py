@@ -23,7 +23,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from split_screen import RULES, leaf_assignment, tree_scores
+from split_screen import RULES, grow_by, leaf_assignment, print_means, tree_scores
 
 from hctree import engine
 from hctree.data import load_images
@@ -45,17 +45,11 @@ def transformed(feats: np.ndarray, how: str) -> np.ndarray:
 def grow(feats: np.ndarray, leaves: int, seed: int, how: str):
     """Bisect the heaviest leaf, its rows transformed, until ``leaves``."""
     rule = RULES["spectral8-floor"]
-    members = {"r": np.arange(len(feats))}
-    children: dict[str, list[str]] = {}
-    while len(members) - len(children) < leaves:
-        open_leaves = [n for n in members if n not in children]
-        node = max(open_leaves, key=lambda n: (len(members[n]), n))
-        rows = members[node]
-        side = rule(transformed(feats[rows], how), engine.derive_seed(seed, node))
-        children[node] = [node + "0", node + "1"]
-        for j in (0, 1):
-            members[node + str(j)] = rows[side == j]
-    return members, children
+    return grow_by(
+        len(feats),
+        leaves,
+        lambda node, rows: rule(transformed(feats[rows], how), engine.derive_seed(seed, node)),
+    )
 
 
 def main() -> None:
@@ -80,10 +74,7 @@ def main() -> None:
             row.update(tree_scores(data.labels, assign, children, leaf_names))
             found.setdefault(how, []).append(row)
             print(json.dumps(row), flush=True)
-    for how, rows in found.items():
-        mean = {k: round(float(np.mean([r[k] for r in rows])), 3) for k in ("acc", "nmi", "dp")}
-        sd = {k: round(float(np.std([r[k] for r in rows], ddof=1)), 3) for k in ("acc", "nmi")}
-        print(json.dumps({"transform": how, "mean": mean, "sd": sd}), flush=True)
+    print_means(found, "transform")
 
 
 if __name__ == "__main__":

@@ -151,19 +151,31 @@ RULES = {
 }
 
 
-def grow_members(feats: np.ndarray, leaves: int, rule, seed: int):
-    """Split the largest leaf until ``leaves``; returns (rows of every node, children)."""
-    members = {"r": np.arange(len(feats))}
+def grow_by(rows: int, leaves: int, cut, score=None):
+    """Bisect a leaf until ``leaves``: the one with the highest ``score(node, rows)``
+    (default: the most rows; ties to the later name), into ``cut(node, rows)``'s sides
+    0 and 1. ``rows`` is the number of rows. Returns (rows of every node, children)."""
+    members = {"r": np.arange(rows)}
     children: dict[str, list[str]] = {}
     while len(members) - len(children) < leaves:
-        open_leaves = [n for n in members if n not in children]
-        node = max(open_leaves, key=lambda n: (len(members[n]), n))
-        rows = members[node]
-        side = rule(feats[rows], engine.derive_seed(seed, node))
+        open_leaves = [n for n in members if n not in children and len(members[n]) >= 2]
+        node = max(
+            open_leaves,
+            key=lambda n: (len(members[n]) if score is None else score(n, members[n]), n),
+        )
+        rows_of = members[node]
+        side = cut(node, rows_of)
         children[node] = [node + "0", node + "1"]
         for j in (0, 1):
-            members[node + str(j)] = rows[side == j]
+            members[node + str(j)] = rows_of[side == j]
     return members, children
+
+
+def grow_members(feats: np.ndarray, leaves: int, rule, seed: int):
+    """Split the largest leaf until ``leaves``; returns (rows of every node, children)."""
+    return grow_by(
+        len(feats), leaves, lambda node, rows: rule(feats[rows], engine.derive_seed(seed, node))
+    )
 
 
 def leaves_of(members: dict, children: dict) -> list[str]:
@@ -185,6 +197,19 @@ def top_down(feats: np.ndarray, leaves: int, rule, seed: int):
     members, children = grow_members(feats, leaves, rule, seed)
     assign, leaf_names = leaf_assignment(members, children, len(feats))
     return assign, children, leaf_names
+
+
+def print_means(found: dict[str, list[dict]], key: str) -> None:
+    """One JSON line per arm of ``found`` (arm -> its rows of scores): the mean ACC,
+    NMI and DP and, over two rows or more, the sample sd of ACC and NMI, under ``key``."""
+    for arm, rows in found.items():
+        mean = {k: round(float(np.mean([r[k] for r in rows])), 3) for k in ("acc", "nmi", "dp")}
+        line = {key: arm, "mean": mean}
+        if len(rows) > 1:
+            line["sd"] = {
+                k: round(float(np.std([r[k] for r in rows], ddof=1)), 3) for k in ("acc", "nmi")
+            }
+        print(json.dumps(line), flush=True)
 
 
 def tree_scores(labels: np.ndarray, assign: np.ndarray, children: dict, leaf_names: list) -> dict:
