@@ -19,17 +19,14 @@ One JSON line per layer and seed, then each layer's mean and sample sd.
 
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from split_screen import RULES, print_means, top_down, tree_scores
+from split_screen import RULES, grow_members, run_screen, screen_parser
 
 from hctree import engine
-from hctree.data import load_images
 from hctree.splitters import hcmgan
 
 LAYERS = ("trunk", "hidden", "projection", "middle", "trunk+middle")
@@ -70,29 +67,19 @@ def cached_discriminator(data, seed: int):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="fashion-mnist")
-    parser.add_argument("--subset", type=int, default=10000, help="0: every image")
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--leaves", type=int, default=10)
+    parser = screen_parser(__doc__.splitlines()[0])
     parser.add_argument("--layers", default=",".join(LAYERS))
-    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    engine.configure_threads(args.threads)
-    found: dict[str, list[dict]] = {}
-    for seed in [int(s) for s in args.seeds.split(",")]:
-        data = load_images(args.data, subset=args.subset or None, seed=seed)
-        disc = cached_discriminator(data, seed)
-        for layer in args.layers.split(","):
-            feats = layer_features(disc, data.images, layer)
-            assign, children, leaf_names = top_down(
-                feats, args.leaves, RULES["spectral8-floor"], seed
-            )
-            row = {"layer": layer, "seed": seed}
-            row.update(tree_scores(data.labels, assign, children, leaf_names))
-            found.setdefault(layer, []).append(row)
-            print(json.dumps(row), flush=True)
-    print_means(found, "layer")
+
+    discriminators: dict[int, torch.nn.Module] = {}  # by seed: one load per subset
+
+    def tree(layer: str, seed: int, data):
+        if seed not in discriminators:
+            discriminators[seed] = cached_discriminator(data, seed)
+        feats = layer_features(discriminators[seed], data.images, layer)
+        return grow_members(feats, args.leaves, RULES["spectral8-floor"], seed)
+
+    run_screen(args, "layer", args.layers.split(","), tree)
 
 
 if __name__ == "__main__":

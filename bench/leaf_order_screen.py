@@ -18,15 +18,10 @@ One JSON line per order and seed, then the mean of each order.
 
 from __future__ import annotations
 
-import argparse
-import json
-from pathlib import Path
-
 import numpy as np
-from split_screen import RULES, grow_by, leaf_assignment, print_means, tree_scores
+from split_screen import RULES, cached_features, grow_by, run_screen, screen_parser
 
 from hctree import engine
-from hctree.data import load_images
 
 
 def scatter(feats: np.ndarray) -> float:
@@ -59,28 +54,14 @@ def grow(feats: np.ndarray, leaves: int, seed: int, order: str):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="fashion-mnist")
-    parser.add_argument("--subset", type=int, default=10000, help="0: every image")
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--leaves", type=int, default=10)
+    parser = screen_parser(__doc__.splitlines()[0])
     parser.add_argument("--orders", default="mass,scatter,gain")
-    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    engine.configure_threads(args.threads)
-    rows: dict[str, list[dict]] = {}
-    for seed in [int(s) for s in args.seeds.split(",")]:
-        data = load_images(args.data, subset=args.subset or None, seed=seed)
-        stem = Path(str(data.source)).stem
-        feats = np.load(f"bench/out/trunk-{stem}-{len(data)}-s{seed}-base.npy")
-        for order in args.orders.split(","):
-            members, children = grow(feats, args.leaves, seed, order)
-            assign, leaf_names = leaf_assignment(members, children, len(feats))
-            row = {"order": order, "seed": seed}
-            row.update(tree_scores(data.labels, assign, children, leaf_names))
-            rows.setdefault(order, []).append(row)
-            print(json.dumps(row), flush=True)
-    print_means(rows, "order")
+
+    def tree(order: str, seed: int, data):
+        return grow(cached_features(data, seed), args.leaves, seed, order)
+
+    run_screen(args, "order", args.orders.split(","), tree)
 
 
 if __name__ == "__main__":

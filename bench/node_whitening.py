@@ -18,15 +18,10 @@ One JSON line per transform and seed, then each transform's mean and sample sd.
 
 from __future__ import annotations
 
-import argparse
-import json
-from pathlib import Path
-
 import numpy as np
-from split_screen import RULES, grow_by, leaf_assignment, print_means, tree_scores
+from split_screen import RULES, cached_features, grow_by, run_screen, screen_parser
 
 from hctree import engine
-from hctree.data import load_images
 
 
 def transformed(feats: np.ndarray, how: str) -> np.ndarray:
@@ -53,28 +48,14 @@ def grow(feats: np.ndarray, leaves: int, seed: int, how: str):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="fashion-mnist")
-    parser.add_argument("--subset", type=int, default=10000, help="0: every image")
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--leaves", type=int, default=10)
+    parser = screen_parser(__doc__.splitlines()[0])
     parser.add_argument("--transforms", default="plain,centred,whiten16,whiten32,whiten64")
-    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    engine.configure_threads(args.threads)
-    found: dict[str, list[dict]] = {}
-    for seed in [int(s) for s in args.seeds.split(",")]:
-        data = load_images(args.data, subset=args.subset or None, seed=seed)
-        stem = Path(str(data.source)).stem
-        feats = np.load(f"bench/out/trunk-{stem}-{len(data)}-s{seed}-base.npy")
-        for how in args.transforms.split(","):
-            members, children = grow(feats, args.leaves, seed, how)
-            assign, leaf_names = leaf_assignment(members, children, len(feats))
-            row = {"transform": how, "seed": seed}
-            row.update(tree_scores(data.labels, assign, children, leaf_names))
-            found.setdefault(how, []).append(row)
-            print(json.dumps(row), flush=True)
-    print_means(found, "transform")
+
+    def tree(how: str, seed: int, data):
+        return grow(cached_features(data, seed), args.leaves, seed, how)
+
+    run_screen(args, "transform", args.transforms.split(","), tree)
 
 
 if __name__ == "__main__":

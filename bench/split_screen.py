@@ -199,6 +199,41 @@ def top_down(feats: np.ndarray, leaves: int, rule, seed: int):
     return assign, children, leaf_names
 
 
+def screen_parser(description: str) -> argparse.ArgumentParser:
+    """The options every multi-seed screen takes: the set, its subset, the seeds,
+    the leaves and the threads."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--data", default="fashion-mnist")
+    parser.add_argument("--subset", type=int, default=10000, help="0: every image")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--leaves", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=1)
+    return parser
+
+
+def cached_features(data, seed: int) -> np.ndarray:
+    """The unit warm-up features this script (or darkness_switch) cached for ``seed``."""
+    return np.load(f"bench/out/trunk-{Path(str(data.source)).stem}-{len(data)}-s{seed}-base.npy")
+
+
+def run_screen(args, key: str, arms: list[str], grow_arm) -> None:
+    """For each of ``args.seeds``, load its subset and grow one tree per arm with
+    ``grow_arm(arm, seed, data)`` -> (members, children); print one JSON line per
+    tree (``key``: the arm) and then each arm's means (:func:`print_means`)."""
+    engine.configure_threads(args.threads)
+    found: dict[str, list[dict]] = {}
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        data = load_images(args.data, subset=args.subset or None, seed=seed)
+        for arm in arms:
+            members, children = grow_arm(arm, seed, data)
+            assign, leaf_names = leaf_assignment(members, children, len(data))
+            row = {key: arm, "seed": seed}
+            row.update(tree_scores(data.labels, assign, children, leaf_names))
+            found.setdefault(arm, []).append(row)
+            print(json.dumps(row), flush=True)
+    print_means(found, key)
+
+
 def print_means(found: dict[str, list[dict]], key: str) -> None:
     """One JSON line per arm of ``found`` (arm -> its rows of scores): the mean ACC,
     NMI and DP and, over two rows or more, the sample sd of ACC and NMI, under ``key``."""
