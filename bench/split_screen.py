@@ -151,11 +151,11 @@ RULES = {
 }
 
 
-def grow_by(rows: int, leaves: int, cut, score=None):
-    """Bisect a leaf until ``leaves``: the one with the highest ``score(node, rows)``
-    (default: the most rows; ties to the later name), into ``cut(node, rows)``'s sides
-    0 and 1. ``rows`` is the number of rows. Returns (rows of every node, children)."""
-    members = {"r": np.arange(rows)}
+def grow_by(count: int, leaves: int, cut, score=None):
+    """Bisect a leaf of a tree over ``count`` rows until ``leaves``: the one with the
+    highest ``score(node, rows)`` (default: the most rows; ties to the later name),
+    into ``cut(node, rows)``'s sides 0 and 1. Returns (rows of every node, children)."""
+    members = {"r": np.arange(count)}
     children: dict[str, list[str]] = {}
     while len(members) - len(children) < leaves:
         open_leaves = [n for n in members if n not in children and len(members[n]) >= 2]
