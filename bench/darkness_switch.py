@@ -21,9 +21,7 @@ One JSON line per tree, and with ``--nodes`` one per node of the ``switch`` tree
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -31,8 +29,10 @@ from split_screen import (
     RULES,
     grow_by,
     leaf_assignment,
+    screen_parser,
     train_trunk,
     tree_scores,
+    trunk_cache,
     unit_features,
 )
 
@@ -117,12 +117,7 @@ def grow(plain, equal, dark, labels, leaves, seed, mode, bar, log):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="fashion-mnist")
-    parser.add_argument("--subset", type=int, default=10000, help="0: every image")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--leaves", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=1)
+    parser = screen_parser(__doc__.splitlines()[0], one_seed=True)
     parser.add_argument("--bar", type=float, default=0.15)
     parser.add_argument("--nodes", action="store_true")
     parser.add_argument("--equalise", choices=("linear", "rank"), default="linear")
@@ -131,8 +126,8 @@ def main() -> None:
     data = load_images(args.data, subset=args.subset or None, seed=args.seed)
     means = object_means(data.images)
     target = float(np.median(means))
-    cache = Path(f"bench/out/trunk-{Path(str(data.source)).stem}-{len(data)}-s{args.seed}-base.npy")
-    weights = cache.with_suffix(".pt")
+    cache = trunk_cache(data, args.seed)
+    weights = trunk_cache(data, args.seed, suffix=".pt")
     if cache.exists() and weights.exists():
         plain = np.load(cache)
         disc = hcmgan._build_nets(

@@ -19,12 +19,10 @@ One JSON line per layer and seed, then each layer's mean and sample sd.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 import torch.nn.functional as F
-from split_screen import RULES, grow_members, run_screen, screen_parser
+from split_screen import RULES, grow_members, run_screen, screen_parser, trunk_cache
 
 from hctree import engine
 from hctree.splitters import hcmgan
@@ -56,7 +54,7 @@ def layer_features(disc, images: np.ndarray, layer: str) -> np.ndarray:
 
 def cached_discriminator(data, seed: int):
     """The seed's warm-up discriminator, as bench/darkness_switch.py cached it."""
-    path = Path(f"bench/out/trunk-{Path(str(data.source)).stem}-{len(data)}-s{seed}-base.pt")
+    path = trunk_cache(data, seed, suffix=".pt")
     if not path.exists():
         raise SystemExit(f"{path} is missing: run bench/darkness_switch.py --seed {seed} first.")
     config = hcmgan.Config(**hcmgan.PRESETS["cpu"])

@@ -199,21 +199,30 @@ def top_down(feats: np.ndarray, leaves: int, rule, seed: int):
     return assign, children, leaf_names
 
 
-def screen_parser(description: str) -> argparse.ArgumentParser:
-    """The options every multi-seed screen takes: the set, its subset, the seeds,
-    the leaves and the threads."""
+def screen_parser(description: str, one_seed: bool = False) -> argparse.ArgumentParser:
+    """The options every screen takes: the set, its subset, the seeds (``--seed``
+    alone with ``one_seed``), the leaves and the threads."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--data", default="fashion-mnist")
     parser.add_argument("--subset", type=int, default=10000, help="0: every image")
-    parser.add_argument("--seeds", default="0,1,2")
+    if one_seed:
+        parser.add_argument("--seed", type=int, default=0)
+    else:
+        parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--leaves", type=int, default=10)
     parser.add_argument("--threads", type=int, default=1)
     return parser
 
 
+def trunk_cache(data, seed: int, tag: str = "base", suffix: str = ".npy") -> Path:
+    """Where the warm-up trunk of ``data`` at ``seed`` is cached under bench/out/
+    (``tag`` names its settings; ``.npy``: its unit features, ``.pt``: its weights)."""
+    return Path(f"bench/out/trunk-{Path(str(data.source)).stem}-{len(data)}-s{seed}-{tag}{suffix}")
+
+
 def cached_features(data, seed: int) -> np.ndarray:
     """The unit warm-up features this script (or darkness_switch) cached for ``seed``."""
-    return np.load(f"bench/out/trunk-{Path(str(data.source)).stem}-{len(data)}-s{seed}-base.npy")
+    return np.load(trunk_cache(data, seed))
 
 
 def run_screen(args, key: str, arms: list[str], grow_arm) -> None:
@@ -264,7 +273,7 @@ def cached_trunk(data, seed: int, overrides: dict[str, str]) -> np.ndarray:
     if invariance.ASPECT != (3 / 4, 4 / 3):
         named["aspect"] = f"{invariance.ASPECT[1]:g}"
     tag = "-".join(f"{k}{v}" for k, v in sorted(named.items())) or "base"
-    cache = Path(f"bench/out/trunk-{Path(str(data.source)).stem}-{len(data)}-s{seed}-{tag}.npy")
+    cache = trunk_cache(data, seed, tag)
     if cache.exists():
         return np.load(cache)
     (feats,) = trunk_features(data.images, seed, overrides).values()
@@ -274,12 +283,7 @@ def cached_trunk(data, seed: int, overrides: dict[str, str]) -> np.ndarray:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="fashion-mnist")
-    parser.add_argument("--subset", type=int, default=10000, help="0: every image")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--leaves", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=1)
+    parser = screen_parser(__doc__.splitlines()[0], one_seed=True)
     parser.add_argument("--set", dest="settings", action="append", default=[])
     parser.add_argument("--rules", default=",".join(RULES), help="comma-separated rule names")
     parser.add_argument(

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from split_screen import cached_features
 
 from hctree import engine, prepare
 from hctree.data import load_images
@@ -59,6 +60,5 @@ def load_replay(args: argparse.Namespace, warm: bool = True) -> Replay:
     images = torch.from_numpy(prepare.apply(data.images, prepare.stored(tree.record)))
     if not warm:
         return Replay(tree, np.asarray(data.labels), images, None)
-    stem = Path(str(data.source)).stem
-    cached = np.load(f"bench/out/trunk-{stem}-{len(data)}-s{args.seed}-base.npy")
+    cached = cached_features(data, args.seed)
     return Replay(tree, np.asarray(data.labels), images, torch.from_numpy(cached))

@@ -13,32 +13,33 @@ trunk's training happened to stress weighs half as much. One JSON line per tree.
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
 
 import numpy as np
-from split_screen import RULES, cached_trunk, top_down, train_trunk, tree_scores, unit_features
+from split_screen import (
+    RULES,
+    cached_trunk,
+    screen_parser,
+    top_down,
+    train_trunk,
+    tree_scores,
+    trunk_cache,
+    unit_features,
+)
 
 from hctree import engine
 from hctree.data import load_images
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="fashion-mnist")
-    parser.add_argument("--subset", type=int, default=10000, help="0: every image")
-    parser.add_argument("--seed", type=int, default=0)
+    parser = screen_parser(__doc__.splitlines()[0], one_seed=True)
     parser.add_argument("--second", type=int, default=None, help="the second trunk's seed")
-    parser.add_argument("--leaves", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     engine.configure_threads(args.threads)
     second = args.seed + 100 if args.second is None else args.second
     data = load_images(args.data, subset=args.subset or None, seed=args.seed)
     first = cached_trunk(data, args.seed, {})
-    stem = Path(str(data.source)).stem
-    cache = Path(f"bench/out/trunk-{stem}-{len(data)}-s{args.seed}-base-t{second}.npy")
+    cache = trunk_cache(data, args.seed, f"base-t{second}")
     if cache.exists():
         other = np.load(cache)
     else:
