@@ -90,6 +90,22 @@ def _run_task(
                        lambda: False, cores)  # fmt: skip
 
 
+def largest_node_cpus(ray: Any) -> float:
+    """The most CPUs that one living node of the Ray cluster has."""
+    return max((n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n["Alive"]), default=0.0)
+
+
+def task_cores(threads: int, slots: int, alone: bool, largest_node: float) -> int:
+    """The cores a stage's task uses, and so reserves from Ray: its ``threads``, or,
+    for a stage that runs ``alone``, every slot's threads where one node has them.
+
+    A task that used more cores than it reserved would let Ray place other tasks on
+    cores already busy, so a task reserves what this returns (at most a node's CPUs).
+    """
+    spread = threads * slots
+    return spread if alone and spread <= largest_node else threads
+
+
 class RayExecutor:
     """Runs up to ``workers.count`` stages at once as Ray tasks; the driver writes."""
 
@@ -112,6 +128,8 @@ class RayExecutor:
         self.slots = workers.count
         self.every = checkpoint_every
         self.deterministic = workers.deterministic
+        cores = len(os.sched_getaffinity(0))
+        self.threads = workers.threads or max(1, cores // workers.count)
         self.started_ray = not ray.is_initialized()
         if self.started_ray:
             options: dict[str, Any] = {
@@ -122,15 +140,14 @@ class RayExecutor:
             if workers.address:
                 options["address"] = workers.address
             else:
-                options["num_cpus"] = workers.count
+                options["num_cpus"] = workers.count * self.threads
             try:
                 ray.init(**options)
             except (ConnectionError, ValueError, RuntimeError) as exc:
                 raise HCTreeError(f"cannot start or join Ray ({exc}).") from None
-        cores = len(os.sched_getaffinity(0))
-        self.threads = workers.threads or max(1, cores // workers.count)
+        self.largest_node = largest_node_cpus(ray)
         gpus = 1.0 / workers.count if device.type == "cuda" else 0
-        self.task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=RETRIES)(_run_task)
+        self.task = ray.remote(num_gpus=gpus, max_retries=RETRIES)(_run_task)
         self.queue = Queue(actor_options={"num_cpus": 0})
         self.images = ray.put(data.images)
         self.splitter_name, self.config, self.device = splitter.name, config, device.type
@@ -145,8 +162,9 @@ class RayExecutor:
         shards (hctree.shards) over every worker's cores, which leaves its bits as they are."""
         start = self._start_state(job.node, job.stage)
         self.progress.message(f"{job.node} {job.stage}: started on a worker.")
-        cores = self.threads * self.slots if alone else self.threads
-        self.refs[job.node] = self.task.remote(
+        cores = task_cores(self.threads, self.slots, alone, self.largest_node)
+        reserve = min(cores, self.largest_node) or cores  # more would never start
+        self.refs[job.node] = self.task.options(num_cpus=reserve).remote(
             job, start, self.images, self.splitter_name, self.config, self.device,
             self.threads, cores, self.queue, self.every, self.deterministic,
         )  # fmt: skip

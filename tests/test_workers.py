@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import ray
 
-from hctree import schedule
+from hctree import schedule, workers
 from hctree.errors import HCTreeError, Interrupted
 from hctree.grow import _commit_turns, grow
 from hctree.splitters.base import NullProgress
@@ -198,6 +198,24 @@ def test_a_root_warm_up_on_both_workers_cores_grows_the_one_worker_tree(small, l
     grow(small, tmp_path / "one.h5", 3, preset="tiny", overrides=warm, threads=1)
     grow(small, tmp_path / "two.h5", 3, preset="tiny", overrides=warm, workers=2, threads=1)
     _same_tree(read_tree(tmp_path / "one.h5"), read_tree(tmp_path / "two.h5"))
+
+
+def test_a_task_reserves_the_cores_it_uses():
+    assert workers.task_cores(2, 3, alone=False, largest_node=16) == 2
+    assert workers.task_cores(2, 3, alone=True, largest_node=16) == 6  # every slot's threads
+    assert workers.task_cores(2, 3, alone=True, largest_node=4) == 2  # no node has six
+
+
+def test_the_root_alone_reserves_every_workers_core(small, local_ray, tmp_path, monkeypatch):
+    assert workers.largest_node_cpus(ray) == 2
+    given = []
+    plain = workers.task_cores
+    monkeypatch.setattr(
+        workers, "task_cores", lambda *a: given.append((a[2], plain(*a))) or given[-1][1]
+    )
+    grow(small, tmp_path / "t.h5", 3, preset="tiny", overrides=TINY, workers=2, threads=1)
+    assert given[0] == (True, 2)  # the root: nothing else can run beside it
+    assert all(cores == (2 if alone else 1) for alone, cores in given)
 
 
 def test_stopped_on_two_workers_resumed_on_one(small, one_worker, local_ray, tmp_path, monkeypatch):
