@@ -208,11 +208,14 @@ def test_a_task_reserves_the_cores_it_uses():
 
 def test_the_root_alone_reserves_every_workers_core(small, local_ray, tmp_path, monkeypatch):
     assert workers.largest_node_cpus(ray) == 2
-    given = []
+    given = []  # (alone, cores) of every task submitted
     plain = workers.task_cores
-    monkeypatch.setattr(
-        workers, "task_cores", lambda *a: given.append((a[2], plain(*a))) or given[-1][1]
-    )
+
+    def recorded(threads, slots, alone, largest_node):
+        given.append((alone, plain(threads, slots, alone, largest_node)))
+        return given[-1][1]
+
+    monkeypatch.setattr(workers, "task_cores", recorded)
     grow(small, tmp_path / "t.h5", 3, preset="tiny", overrides=TINY, workers=2, threads=1)
     assert given[0] == (True, 2)  # the root: nothing else can run beside it
     assert all(cores == (2 if alone else 1) for alone, cores in given)
