@@ -1,0 +1,119 @@
+"""Screen: the root warm-up with small local crops matched to the whole image's views.
+
+    .venv/bin/python bench/local_views.py --subset 10000 --seeds 0,1,2,3,4,5
+
+What tells a coat from a pullover or a shirt (an opening down the middle, a
+collar, buttons) is a small part of the image, and the warm-up's two views each
+keep at least 40% of it. Here each image also gets ``--locals`` views cropped to
+``--local-area`` of its area (resized to the full frame, with the views' usual
+jitter), and NT-Xent pulls each towards one of the two large views (the first
+local view to the first large view, the second to the second, and so on), so the
+trunk must recognise an image from a part of it (the multi-crop of SwAV and
+DINO). The loss is the mean of the plain term and the local terms. Arms:
+
+- ``base``: the default's warm-up (its features cached by ``bench/split_screen.py``);
+- ``local``: the warm-up with the local views.
+
+Each arm's trunk (the `cpu` preset's, its ``embed_iters``) is cached under
+bench/out/ and grown into a trunk-alone 10-leaf tree (the heaviest leaf next, the
+default's cut ``spectral8-floor``). One JSON line per arm and seed, then each
+arm's mean and sample sd.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from split_screen import (
+    RULES,
+    cached_features,
+    grow_members,
+    run_screen,
+    screen_parser,
+    trunk_cache,
+    unit_features,
+)
+
+from hctree import engine
+from hctree.invariance import configured_view, nt_xent
+from hctree.splitters import hcmgan
+
+
+def local_crop(x: torch.Tensor, area: tuple[float, float], gen: torch.Generator) -> torch.Tensor:
+    """A random crop of images ``[B,C,H,W]`` covering ``area`` of each (aspect 3/4-4/3),
+    resized to the full frame."""
+    b = x.shape[0]
+    u = torch.rand(b, 4, generator=gen)
+    share = area[0] + (area[1] - area[0]) * u[:, 0]
+    ratio = (math.log(3 / 4) + math.log(16 / 9) * u[:, 1]).exp()
+    sx, sy = (share * ratio).sqrt().clamp(max=1), (share / ratio).sqrt().clamp(max=1)
+    cx, cy = (1 - sx) * (2 * u[:, 2] - 1), (1 - sy) * (2 * u[:, 3] - 1)
+    zero = torch.zeros_like(sx)
+    theta = torch.stack([torch.stack([sx, zero, cx], 1), torch.stack([zero, sy, cy], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, padding_mode="border", align_corners=False)
+
+
+def train_trunk(
+    images: np.ndarray, seed: int, locals_: int, area: tuple[float, float]
+) -> np.ndarray:
+    """The `cpu` warm-up with ``locals_`` local views per image; unit features."""
+    config = hcmgan.Config(**hcmgan.PRESETS["cpu"])
+    device = torch.device("cpu")
+    x = torch.from_numpy(images)
+    nets = hcmgan._build_nets(config, 2, False, tuple(x.shape[1:]), seed, device)
+    gen = engine.make_generator(seed, device)
+    opt = nets.opt_d[0]
+    hcmgan._set_beta1(opt, config.embed_beta1)
+    disc = nets.discriminators[0]
+    b, tau = config.embed_batch, config.contrast_tau
+    weights = torch.ones(len(x))
+    for _ in range(config.embed_iters):
+        clean = engine.sample_batch(x, weights, b, gen)
+        large = [configured_view(clean, config, gen) for _ in "ab"]
+        small = [configured_view(local_crop(clean, area, gen), config, gen) for _ in range(locals_)]
+        proj = disc.project(disc.features(torch.cat(large + small))).float()
+        parts = proj.split(b)
+        loss = nt_xent(parts[0], parts[1], tau)
+        for i, part in enumerate(parts[2:]):
+            loss = loss + nt_xent(part, parts[i % 2], tau)
+        loss = loss / (1 + locals_)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return unit_features(disc, images)
+
+
+def arm_features(data, seed: int, arm: str, locals_: int, area: tuple[float, float]):
+    """The arm's unit trunk features of ``data`` (cached under bench/out/)."""
+    if arm == "base":
+        return cached_features(data, seed)
+    cache = trunk_cache(data, seed, f"local{locals_}-{area[0]:g}-{area[1]:g}")
+    if cache.exists():
+        return np.load(cache)
+    feats = train_trunk(data.images, seed, locals_, area)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.save(cache, feats)
+    return feats
+
+
+def main() -> None:
+    parser = screen_parser(__doc__.splitlines()[0])
+    parser.add_argument("--arms", default="base,local")
+    parser.add_argument("--locals", dest="locals_", type=int, default=2)
+    parser.add_argument("--local-area", default="0.1,0.35", help="smallest,largest share")
+    args = parser.parse_args()
+    lo, hi = (float(v) for v in args.local_area.split(","))
+
+    def tree(arm: str, seed: int, data):
+        feats = arm_features(data, seed, arm, args.locals_, (lo, hi))
+        return grow_members(feats, args.leaves, RULES["spectral8-floor"], seed)
+
+    run_screen(args, "arm", args.arms.split(","), tree)
+
+
+if __name__ == "__main__":
+    main()
