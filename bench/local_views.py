@@ -29,17 +29,16 @@ import torch
 import torch.nn.functional as F
 from split_screen import (
     RULES,
-    cached_features,
+    features_of_arm,
     grow_members,
     run_screen,
     screen_parser,
-    trunk_cache,
     unit_features,
+    warm_up_start,
 )
 
 from hctree import engine
 from hctree.invariance import configured_view, nt_xent
-from hctree.splitters import hcmgan
 
 
 def local_crop(x: torch.Tensor, area: tuple[float, float], gen: torch.Generator) -> torch.Tensor:
@@ -61,14 +60,8 @@ def train_trunk(
     images: np.ndarray, seed: int, locals_: int, area: tuple[float, float]
 ) -> np.ndarray:
     """The `cpu` warm-up with ``locals_`` local views per image; unit features."""
-    config = hcmgan.Config(**hcmgan.PRESETS["cpu"])
-    device = torch.device("cpu")
-    x = torch.from_numpy(images)
-    nets = hcmgan._build_nets(config, 2, False, tuple(x.shape[1:]), seed, device)
-    gen = engine.make_generator(seed, device)
-    opt = nets.opt_d[0]
-    hcmgan._set_beta1(opt, config.embed_beta1)
-    disc = nets.discriminators[0]
+    w = warm_up_start(images, seed)
+    config, disc, opt, gen, x = w.config, w.disc, w.opt, w.gen, w.x
     b, tau = config.embed_batch, config.contrast_tau
     weights = torch.ones(len(x))
     for _ in range(config.embed_iters):
@@ -87,19 +80,6 @@ def train_trunk(
     return unit_features(disc, images)
 
 
-def arm_features(data, seed: int, arm: str, locals_: int, area: tuple[float, float]):
-    """The arm's unit trunk features of ``data`` (cached under bench/out/)."""
-    if arm == "base":
-        return cached_features(data, seed)
-    cache = trunk_cache(data, seed, f"local{locals_}-{area[0]:g}-{area[1]:g}")
-    if cache.exists():
-        return np.load(cache)
-    feats = train_trunk(data.images, seed, locals_, area)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    np.save(cache, feats)
-    return feats
-
-
 def main() -> None:
     parser = screen_parser(__doc__.splitlines()[0])
     parser.add_argument("--arms", default="base,local")
@@ -109,7 +89,10 @@ def main() -> None:
     lo, hi = (float(v) for v in args.local_area.split(","))
 
     def tree(arm: str, seed: int, data):
-        feats = arm_features(data, seed, arm, args.locals_, (lo, hi))
+        tag = arm if arm == "base" else f"local{args.locals_}-{lo:g}-{hi:g}"
+        feats = features_of_arm(
+            data, seed, tag, lambda: train_trunk(data.images, seed, args.locals_, (lo, hi))
+        )
         return grow_members(feats, args.leaves, RULES["spectral8-floor"], seed)
 
     run_screen(args, "arm", args.arms.split(","), tree)

@@ -21,19 +21,17 @@ arm's mean and sample sd.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from split_screen import (
     RULES,
-    cached_features,
+    features_of_arm,
     grow_members,
     run_screen,
     screen_parser,
-    trunk_cache,
     unit_features,
+    warm_up_start,
 )
 
 from hctree import engine
@@ -59,14 +57,8 @@ def nearest_other(bank: torch.Tensor, filled: torch.Tensor, z: torch.Tensor, idx
 
 def train_trunk(images: np.ndarray, seed: int, arm: str, start: int) -> np.ndarray:
     """The `cpu` warm-up with ``arm``'s loss from iteration ``start``; unit features."""
-    config = hcmgan.Config(**hcmgan.PRESETS["cpu"])
-    device = torch.device("cpu")
-    x = torch.from_numpy(images)
-    nets = hcmgan._build_nets(config, 2, False, tuple(x.shape[1:]), seed, device)
-    gen = engine.make_generator(seed, device)
-    opt = nets.opt_d[0]
-    hcmgan._set_beta1(opt, config.embed_beta1)
-    disc = nets.discriminators[0]
+    w = warm_up_start(images, seed)
+    config, disc, opt, gen, x = w.config, w.disc, w.opt, w.gen, w.x
     bank = torch.zeros(len(x), config.proj_dim)
     filled = torch.zeros(len(x), dtype=torch.bool)
     b, tau = config.embed_batch, config.contrast_tau
@@ -94,19 +86,6 @@ def train_trunk(images: np.ndarray, seed: int, arm: str, start: int) -> np.ndarr
     return unit_features(disc, images)
 
 
-def arm_features(data, seed: int, arm: str, start: int) -> np.ndarray:
-    """The arm's unit trunk features of ``data`` (cached under bench/out/)."""
-    if arm == "base":
-        return cached_features(data, seed)
-    cache: Path = trunk_cache(data, seed, f"{arm}-start{start}")
-    if cache.exists():
-        return np.load(cache)
-    feats = train_trunk(data.images, seed, arm, start)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    np.save(cache, feats)
-    return feats
-
-
 def main() -> None:
     parser = screen_parser(__doc__.splitlines()[0])
     parser.add_argument("--arms", default="base,nn,mix")
@@ -114,7 +93,10 @@ def main() -> None:
     args = parser.parse_args()
 
     def tree(arm: str, seed: int, data):
-        feats = arm_features(data, seed, arm, args.start)
+        tag = arm if arm == "base" else f"{arm}-start{args.start}"
+        feats = features_of_arm(
+            data, seed, tag, lambda: train_trunk(data.images, seed, arm, args.start)
+        )
         return grow_members(feats, args.leaves, RULES["spectral8-floor"], seed)
 
     run_screen(args, "arm", args.arms.split(","), tree)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -44,24 +45,42 @@ from hctree.spectral import spectral_labels
 from hctree.splitters import hcmgan
 
 
-def train_trunk(images: np.ndarray, seed: int, overrides: dict[str, str], snapshots: list[int]):
-    """Train the root warm-up's trunk; yields ``(iteration, discriminator)`` after each
-    of the sorted ``snapshots`` iterations."""
+@dataclass
+class WarmUp:
+    """What the root's warm-up starts from: the `cpu` preset's config (with any
+    overrides), the discriminator and its optimiser as a root split builds them,
+    the seeded generator and the images as a tensor."""
+
+    config: hcmgan.Config
+    disc: torch.nn.Module
+    opt: torch.optim.Optimizer
+    gen: torch.Generator
+    x: torch.Tensor
+
+
+def warm_up_start(images: np.ndarray, seed: int, overrides: dict[str, str] | None = None) -> WarmUp:
+    """The root warm-up's starting point for uint8 ``images`` at ``seed``."""
     config = hcmgan.Config(**hcmgan.PRESETS["cpu"])
-    for key, value in overrides.items():
+    for key, value in (overrides or {}).items():
         setattr(config, key, type(getattr(config, key))(value))
     device = torch.device("cpu")
     x = torch.from_numpy(images)
     nets = hcmgan._build_nets(config, 2, False, tuple(x.shape[1:]), seed, device)
     gen = engine.make_generator(seed, device)
     hcmgan._set_beta1(nets.opt_d[0], config.embed_beta1)
-    weights = torch.ones(len(x))
-    disc = nets.discriminators[0]
-    wanted = sorted(snapshots or [config.embed_iters])
+    return WarmUp(config, nets.discriminators[0], nets.opt_d[0], gen, x)
+
+
+def train_trunk(images: np.ndarray, seed: int, overrides: dict[str, str], snapshots: list[int]):
+    """Train the root warm-up's trunk; yields ``(iteration, discriminator)`` after each
+    of the sorted ``snapshots`` iterations."""
+    w = warm_up_start(images, seed, overrides)
+    weights = torch.ones(len(w.x))
+    wanted = sorted(snapshots or [w.config.embed_iters])
     for i in range(1, wanted[-1] + 1):
-        hcmgan._embed_step(disc, nets.opt_d[0], x, weights, config, gen, device)
+        hcmgan._embed_step(w.disc, w.opt, w.x, weights, w.config, w.gen, torch.device("cpu"))
         if i in wanted:
-            yield i, disc
+            yield i, w.disc
 
 
 def unit_features(disc, images: np.ndarray) -> np.ndarray:
@@ -223,6 +242,20 @@ def trunk_cache(data, seed: int, tag: str = "base", suffix: str = ".npy") -> Pat
 def cached_features(data, seed: int) -> np.ndarray:
     """The unit warm-up features this script (or darkness_switch) cached for ``seed``."""
     return np.load(trunk_cache(data, seed))
+
+
+def features_of_arm(data, seed: int, tag: str, train) -> np.ndarray:
+    """A screen arm's unit trunk features of ``data``: the default's cached ones for
+    ``tag`` "base", else those cached under ``tag``, else ``train()``'s, then cached."""
+    if tag == "base":
+        return cached_features(data, seed)
+    cache = trunk_cache(data, seed, tag)
+    if cache.exists():
+        return np.load(cache)
+    feats = train()
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.save(cache, feats)
+    return feats
 
 
 def run_screen(args, key: str, arms: list[str], grow_arm) -> None:
