@@ -14,10 +14,7 @@ DINO). The loss is the mean of the plain term and the local terms. Arms:
 - ``base``: the default's warm-up (its features cached by ``bench/split_screen.py``);
 - ``local``: the warm-up with the local views.
 
-Each arm's trunk (the `cpu` preset's, its ``embed_iters``) is cached under
-bench/out/ and grown into a trunk-alone 10-leaf tree (the heaviest leaf next, the
-default's cut ``spectral8-floor``). One JSON line per arm and seed, then each
-arm's mean and sample sd.
+Trunks cached and trees grown by ``split_screen.screen_warm_ups``.
 """
 
 from __future__ import annotations
@@ -27,15 +24,7 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
-from split_screen import (
-    RULES,
-    features_of_arm,
-    grow_members,
-    run_screen,
-    screen_parser,
-    unit_features,
-    warm_up_start,
-)
+from split_screen import screen_parser, screen_warm_ups, unit_features, warm_up_start
 
 from hctree import engine
 from hctree.invariance import configured_view, nt_xent
@@ -88,14 +77,12 @@ def main() -> None:
     args = parser.parse_args()
     lo, hi = (float(v) for v in args.local_area.split(","))
 
-    def tree(arm: str, seed: int, data):
-        tag = arm if arm == "base" else f"local{args.locals_}-{lo:g}-{hi:g}"
-        feats = features_of_arm(
-            data, seed, tag, lambda: train_trunk(data.images, seed, args.locals_, (lo, hi))
-        )
-        return grow_members(feats, args.leaves, RULES["spectral8-floor"], seed)
-
-    run_screen(args, "arm", args.arms.split(","), tree)
+    screen_warm_ups(
+        args,
+        args.arms.split(","),
+        lambda arm: f"local{args.locals_}-{lo:g}-{hi:g}",
+        lambda images, seed, arm: train_trunk(images, seed, args.locals_, (lo, hi)),
+    )
 
 
 if __name__ == "__main__":

@@ -13,10 +13,7 @@ are tighter should give the seeding graph fewer edges between classes. Arms:
   neighbour against the other view's batch, both ways);
 - ``mix``: after ``--start``, the plain loss plus the neighbour term, halved.
 
-Each arm's trunk (the `cpu` preset's, its ``embed_iters``) is cached under
-bench/out/, then grown into a trunk-alone 10-leaf tree (the heaviest leaf next,
-the default's cut ``spectral8-floor``). One JSON line per arm and seed, then each
-arm's mean and sample sd.
+Trunks cached and trees grown by ``split_screen.screen_warm_ups``.
 """
 
 from __future__ import annotations
@@ -24,15 +21,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from split_screen import (
-    RULES,
-    features_of_arm,
-    grow_members,
-    run_screen,
-    screen_parser,
-    unit_features,
-    warm_up_start,
-)
+from split_screen import screen_parser, screen_warm_ups, unit_features, warm_up_start
 
 from hctree import engine
 from hctree.invariance import nt_xent
@@ -92,14 +81,12 @@ def main() -> None:
     parser.add_argument("--start", type=int, default=500, help="iterations of plain warm-up first")
     args = parser.parse_args()
 
-    def tree(arm: str, seed: int, data):
-        tag = arm if arm == "base" else f"{arm}-start{args.start}"
-        feats = features_of_arm(
-            data, seed, tag, lambda: train_trunk(data.images, seed, arm, args.start)
-        )
-        return grow_members(feats, args.leaves, RULES["spectral8-floor"], seed)
-
-    run_screen(args, "arm", args.arms.split(","), tree)
+    screen_warm_ups(
+        args,
+        args.arms.split(","),
+        lambda arm: f"{arm}-start{args.start}",
+        lambda images, seed, arm: train_trunk(images, seed, arm, args.start),
+    )
 
 
 if __name__ == "__main__":

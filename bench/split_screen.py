@@ -244,18 +244,31 @@ def cached_features(data, seed: int) -> np.ndarray:
     return np.load(trunk_cache(data, seed))
 
 
-def features_of_arm(data, seed: int, tag: str, train) -> np.ndarray:
-    """A screen arm's unit trunk features of ``data``: the default's cached ones for
-    ``tag`` "base", else those cached under ``tag``, else ``train()``'s, then cached."""
-    if tag == "base":
-        return cached_features(data, seed)
-    cache = trunk_cache(data, seed, tag)
+def load_or_save(cache: Path, compute) -> np.ndarray:
+    """The array cached at ``cache``; when there is none, ``compute()``'s, saved there."""
     if cache.exists():
         return np.load(cache)
-    feats = train()
+    array = compute()
     cache.parent.mkdir(parents=True, exist_ok=True)
-    np.save(cache, feats)
-    return feats
+    np.save(cache, array)
+    return array
+
+
+def screen_warm_ups(args, arms: list[str], tag_of, train) -> None:
+    """:func:`run_screen` for screens of the root's warm-up: arm ``base`` is the
+    default's cached trunk; any other arm's unit features come from
+    ``train(images, seed, arm)``, cached under ``tag_of(arm)``; each grows a
+    trunk-alone tree by the default's seeding cut ``spectral8-floor``."""
+
+    def tree(arm: str, seed: int, data):
+        if arm == "base":
+            feats = cached_features(data, seed)
+        else:
+            cache = trunk_cache(data, seed, tag_of(arm))
+            feats = load_or_save(cache, lambda: train(data.images, seed, arm))
+        return grow_members(feats, args.leaves, RULES["spectral8-floor"], seed)
+
+    run_screen(args, "arm", arms, tree)
 
 
 def run_screen(args, key: str, arms: list[str], grow_arm) -> None:
@@ -306,13 +319,10 @@ def cached_trunk(data, seed: int, overrides: dict[str, str]) -> np.ndarray:
     if invariance.ASPECT != (3 / 4, 4 / 3):
         named["aspect"] = f"{invariance.ASPECT[1]:g}"
     tag = "-".join(f"{k}{v}" for k, v in sorted(named.items())) or "base"
-    cache = trunk_cache(data, seed, tag)
-    if cache.exists():
-        return np.load(cache)
-    (feats,) = trunk_features(data.images, seed, overrides).values()
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    np.save(cache, feats)
-    return feats
+    return load_or_save(
+        trunk_cache(data, seed, tag),
+        lambda: next(iter(trunk_features(data.images, seed, overrides).values())),
+    )
 
 
 def main() -> None:

@@ -19,12 +19,12 @@ import numpy as np
 from split_screen import (
     RULES,
     cached_trunk,
+    load_or_save,
     screen_parser,
     top_down,
-    train_trunk,
     tree_scores,
     trunk_cache,
-    unit_features,
+    trunk_features,
 )
 
 from hctree import engine
@@ -39,13 +39,10 @@ def main() -> None:
     second = args.seed + 100 if args.second is None else args.second
     data = load_images(args.data, subset=args.subset or None, seed=args.seed)
     first = cached_trunk(data, args.seed, {})
-    cache = trunk_cache(data, args.seed, f"base-t{second}")
-    if cache.exists():
-        other = np.load(cache)
-    else:
-        ((_, disc),) = train_trunk(data.images, second, {}, [])
-        other = unit_features(disc, data.images)
-        np.save(cache, other)
+    other = load_or_save(
+        trunk_cache(data, args.seed, f"base-t{second}"),
+        lambda: next(iter(trunk_features(data.images, second, {}).values())),
+    )
     both = np.concatenate([first, other], axis=1) / np.sqrt(2.0)
     for name, feats in (("first", first), ("second", other), ("both", both)):
         assign, children, leaf_names = top_down(
