@@ -10,24 +10,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-bench/out/gpu}
-DATA=${DATA:-.gpudata}
-mkdir -p "$OUT"
-if [ -d "$DATA" ] && [ ! -d /usr/share/datasets/fashion-mnist ]; then
-  mkdir -p /usr/share/datasets/fashion-mnist && cp "$DATA"/* /usr/share/datasets/fashion-mnist/
-fi
-export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
-PY=${PYTHON:-python3}
-
-step() {  # step NAME SECONDS COMMAND...: run with a limit, keep the log's tail
-  local name=$1 limit=$2
-  shift 2
-  local started=$SECONDS
-  timeout "$limit" "$@" > "$OUT/$name.full" 2>&1
-  local rc=$?
-  tail -c 20000 "$OUT/$name.full" | tr '\r' '\n' | tail -n 60 > "$OUT/$name.log"
-  rm -f "$OUT/$name.full"
-  echo "$name: rc $rc in $((SECONDS - started)) s" | tee -a "$OUT/summary.txt"
-}
+. bench/gpu_common.sh
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/summary.txt" 2>&1
 "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" >> "$OUT/summary.txt"
