@@ -30,7 +30,7 @@ mkdir -p "$RUNS"
 : > "$OUT/curve.jsonl"
 : > "$OUT/logs.txt"
 
-DEVICE=cuda SIZE=() SHORT=() SOLO=170 SIDE=360
+DEVICE=cuda SIZE=() SHORT=() SOLO=200 SIDE=330
 if [ "${DRY:-0}" = 1 ]; then
   DEVICE=cpu SIZE=(--subset 600 --leaves 3) SOLO=120 SIDE=240
   SHORT=(--set embed_iters=10 --set raw_iters=10 --set raw_epochs=1 --set fit_iters=5
