@@ -36,9 +36,7 @@ if [ "${DRY:-0}" = 1 ]; then
   SHORT=(--set embed_iters=10 --set raw_iters=10 --set raw_epochs=1 --set fit_iters=5
     --set embed_batch=32)
 fi
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >> "$OUT/summary.txt" 2>&1
-"$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" \
-  >> "$OUT/summary.txt"
+machine_summary
 
 FOUR=(--set embed_iters=8000 --set raw_iters=3200)
 WIDE=(--set width_d=64 --set width_g=32)

@@ -12,8 +12,8 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-bench/out/gpu}
 . bench/gpu_common.sh
 
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/summary.txt" 2>&1
-"$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" >> "$OUT/summary.txt"
+: > "$OUT/summary.txt"
+machine_summary
 
 # Where a step's time goes (kernels, launches, host waits), width 128.
 step profile 90 "$PY" bench/profile_step.py --device cuda --preset fast --warmup 10 --iters 30
