@@ -100,6 +100,12 @@ def trunk_features(
     }
 
 
+def final_features(images: np.ndarray, seed: int, overrides: dict[str, str]) -> np.ndarray:
+    """:func:`trunk_features` after the configured ``embed_iters`` alone."""
+    (feats,) = trunk_features(images, seed, overrides).values()
+    return feats
+
+
 def kmeans_rule(feats: np.ndarray, seed: int) -> np.ndarray:
     gen = engine.make_generator(seed, torch.device("cpu"))
     x = torch.from_numpy(feats)
@@ -321,7 +327,7 @@ def cached_trunk(data, seed: int, overrides: dict[str, str]) -> np.ndarray:
     tag = "-".join(f"{k}{v}" for k, v in sorted(named.items())) or "base"
     return load_or_save(
         trunk_cache(data, seed, tag),
-        lambda: next(iter(trunk_features(data.images, seed, overrides).values())),
+        lambda: final_features(data.images, seed, overrides),
     )
 
 

@@ -19,12 +19,12 @@ import numpy as np
 from split_screen import (
     RULES,
     cached_trunk,
+    final_features,
     load_or_save,
     screen_parser,
     top_down,
     tree_scores,
     trunk_cache,
-    trunk_features,
 )
 
 from hctree import engine
@@ -41,7 +41,7 @@ def main() -> None:
     first = cached_trunk(data, args.seed, {})
     other = load_or_save(
         trunk_cache(data, args.seed, f"base-t{second}"),
-        lambda: next(iter(trunk_features(data.images, second, {}).values())),
+        lambda: final_features(data.images, second, {}),
     )
     both = np.concatenate([first, other], axis=1) / np.sqrt(2.0)
     for name, feats in (("first", first), ("second", other), ("both", both)):
